@@ -1,0 +1,88 @@
+// Command bank-sim serves a simulator of the bank partner's API (see internal/banksim): the
+// documented calls, decisions after a random delay, and faults on demand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/lendo/loan-operator/internal/banksim"
+)
+
+func main() {
+	var (
+		addr   string
+		cfg    banksim.Config
+		faults banksim.Faults
+	)
+	flag.StringVar(&addr, "addr", "127.0.0.1:8000", "The address to listen on.")
+	flag.DurationVar(&cfg.MinDelay, "min-delay", banksim.DefaultMinDelay, "The shortest assessment delay.")
+	flag.DurationVar(&cfg.MaxDelay, "max-delay", banksim.DefaultMaxDelay, "The longest assessment delay.")
+	flag.Float64Var(&cfg.ApproveRatio, "approve-ratio", banksim.DefaultApproveRatio,
+		"The share of applications approved, in [0, 1].")
+	flag.Int64Var(&cfg.Seed, "seed", 0, "The seed of the decisions; 0 draws a random one.")
+	flag.Float64Var(&faults.FailRate, "fail-rate", 0, "The share of requests answered 500 or 503.")
+	flag.DurationVar((*time.Duration)(&faults.Latency), "latency", 0, "The extra delay before each answer.")
+	flag.Float64Var(&faults.RateLimit, "rate-limit", 0,
+		"The requests per second above which the answer is 429 with Retry-After; 0 is off.")
+	flag.Float64Var(&faults.DropRate, "drop-rate", 0, "The share of requests answered by dropping the connection.")
+	flag.BoolVar(&cfg.LogRequests, "log-requests", false, "Log one line per request.")
+	flag.Parse()
+
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := faults.Validate(); err != nil {
+		logger.Error("invalid fault flags", "error", err)
+		os.Exit(1)
+	}
+	if cfg.ApproveRatio == 0 { // the flag's 0 means none; Config's 0 means the default
+		cfg.ApproveRatio = banksim.RejectAll
+	}
+	cfg.Faults, cfg.Logger = faults, logger
+	if err := run(addr, banksim.New(cfg), logger); err != nil {
+		logger.Error("bank-sim stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+// run serves sim on addr until SIGINT or SIGTERM, then lets requests in flight finish.
+func run(addr string, sim *banksim.Simulator, logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	listener, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	server := &http.Server{
+		Handler:           sim.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// Long enough for the latency fault on top of a normal answer.
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+	}
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(listener) }()
+	logger.Info("bank-sim listening", "addr", listener.Addr().String())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := server.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

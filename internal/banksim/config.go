@@ -1,0 +1,117 @@
+package banksim
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults of the real bank, used when a Config leaves the field at its zero value.
+const (
+	DefaultMinDelay     = 5 * time.Second
+	DefaultMaxDelay     = 20 * time.Second
+	DefaultApproveRatio = 0.5
+)
+
+// RejectAll is the ApproveRatio that approves nothing. The zero value already means "the
+// default ratio", so "never approve" needs its own value; any negative ratio means the same.
+const RejectAll = -1.0
+
+// Config shapes one simulator. The zero value behaves like the real bank.
+type Config struct {
+	// MinDelay and MaxDelay bound the assessment delay, drawn uniformly for each application.
+	// When both are zero they default to DefaultMinDelay and DefaultMaxDelay; a MaxDelay below
+	// MinDelay is raised to MinDelay.
+	MinDelay, MaxDelay time.Duration
+	// ApproveRatio is the share of applications approved ("completed"), in [0, 1]. Zero means
+	// DefaultApproveRatio; RejectAll (or any negative value) approves none.
+	ApproveRatio float64
+	// Seed makes decisions and job ids reproducible: the same seed and application id always
+	// draw the same delay, outcome and job id, whatever the order of arrival. 0 draws a random
+	// seed at start and again at every reset, like a restarted bank.
+	Seed int64
+	// Faults are the faults injected from the start; SetFaults and PUT /admin/faults change them.
+	Faults Faults
+	// LogRequests logs one line per request.
+	LogRequests bool
+	// Logger receives the request log and is slog.Default() when nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil. Tests use it to decide applications without sleeping.
+	Now func() time.Time
+}
+
+// withDefaults returns cfg with every zero field replaced by its default.
+func (cfg Config) withDefaults() Config {
+	if cfg.MinDelay == 0 && cfg.MaxDelay == 0 {
+		cfg.MinDelay, cfg.MaxDelay = DefaultMinDelay, DefaultMaxDelay
+	}
+	cfg.MaxDelay = max(cfg.MaxDelay, cfg.MinDelay)
+	switch {
+	case cfg.ApproveRatio == 0:
+		cfg.ApproveRatio = DefaultApproveRatio
+	case cfg.ApproveRatio < 0:
+		cfg.ApproveRatio = 0
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return cfg
+}
+
+// Faults are the misbehaviours the simulator injects into the bank API (not into /docs or
+// /admin/). Its JSON form is what GET and PUT /admin/faults exchange, for example
+// {"fail_rate":0.1,"latency":"200ms","rate_limit":50,"drop_rate":0.01}.
+type Faults struct {
+	// FailRate is the share of requests answered 500 or 503 (half each) before any processing.
+	FailRate float64 `json:"fail_rate"`
+	// Latency is an extra delay added before each answer.
+	Latency Duration `json:"latency"`
+	// RateLimit is the rate in requests per second above which requests are answered 429 with a
+	// Retry-After header, before any processing. 0 turns it off.
+	RateLimit float64 `json:"rate_limit"`
+	// DropRate is the share of requests whose connection is closed without an answer. The
+	// request is processed first: a dropped submission is created all the same, the way a
+	// real answer lost on the network leaves the caller unsure whether the bank acted.
+	DropRate float64 `json:"drop_rate"`
+}
+
+// Validate reports the first knob out of its range.
+func (f Faults) Validate() error {
+	switch {
+	case f.FailRate < 0 || f.FailRate > 1:
+		return fmt.Errorf("fail_rate %v is not within [0, 1]", f.FailRate)
+	case f.DropRate < 0 || f.DropRate > 1:
+		return fmt.Errorf("drop_rate %v is not within [0, 1]", f.DropRate)
+	case f.RateLimit < 0:
+		return fmt.Errorf("rate_limit %v is negative", f.RateLimit)
+	case f.Latency < 0:
+		return fmt.Errorf("latency %v is negative", f.Latency)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written in JSON as a Go duration string such as "200ms".
+type Duration time.Duration
+
+// MarshalJSON writes d as a Go duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a Go duration string such as "1.5s".
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	var text string
+	if err := json.Unmarshal(data, &text); err != nil {
+		return fmt.Errorf("a duration must be a string such as \"200ms\": %w", err)
+	}
+	parsed, err := time.ParseDuration(text)
+	if err != nil {
+		return err
+	}
+	*d = Duration(parsed)
+	return nil
+}

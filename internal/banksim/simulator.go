@@ -1,0 +1,101 @@
+// Package banksim simulates the bank partner (see ../shared/bank-api.md): the same paths,
+// status codes, JSON bodies and error strings, decisions drawn after a random delay, state in
+// memory only, and on demand the faults of a partner over a network (errors, latency,
+// throttling, dropped connections). It serves its OpenAPI description at /docs and admin
+// endpoints under /admin/ for tests and benchmarks.
+//
+// Bodies are compact JSON without a trailing newline, the form public clients of the real
+// bank compare against.
+package banksim
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"sync/atomic"
+)
+
+// Simulator is an in-memory bank. It is safe for concurrent use; no lock is shared by all
+// requests.
+type Simulator struct {
+	cfg     Config
+	life    atomic.Pointer[lifetime]
+	faults  atomic.Pointer[faultState]
+	handler http.Handler
+}
+
+// lifetime is everything the bank forgets when it restarts. A reset swaps the whole of it
+// at once, so requests in flight finish on the old one and never see half a reset.
+type lifetime struct {
+	apps   *store
+	counts counters
+	policy decisionPolicy
+}
+
+// New returns a simulator configured by cfg; zero fields take the real bank's defaults.
+func New(cfg Config) *Simulator {
+	s := &Simulator{cfg: cfg.withDefaults()}
+	s.SetFaults(s.cfg.Faults)
+	s.Reset()
+	s.handler = s.routes()
+	return s
+}
+
+// Handler returns the whole HTTP surface: the bank API, /docs, /openapi.json and /admin/.
+func (s *Simulator) Handler() http.Handler { return s.handler }
+
+// SetFaults replaces the injected faults; requests arriving afterwards see the new ones.
+// Out-of-range values are clamped (PUT /admin/faults refuses them instead).
+func (s *Simulator) SetFaults(f Faults) {
+	f.FailRate = min(max(f.FailRate, 0), 1)
+	f.DropRate = min(max(f.DropRate, 0), 1)
+	f.RateLimit = max(f.RateLimit, 0)
+	f.Latency = max(f.Latency, 0)
+	s.faults.Store(newFaultState(f))
+}
+
+// Faults returns the faults injected now.
+func (s *Simulator) Faults() Faults { return s.faults.Load().Faults }
+
+// Reset forgets every application and every count, as a restart of the bank does. With a
+// zero Config.Seed it also draws a new seed, so resubmitted applications get new decisions.
+func (s *Simulator) Reset() {
+	seed := uint64(s.cfg.Seed)
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	s.life.Store(&lifetime{
+		apps: newStore(),
+		policy: decisionPolicy{
+			seed:         seed,
+			minDelay:     s.cfg.MinDelay,
+			maxDelay:     s.cfg.MaxDelay,
+			approveRatio: s.cfg.ApproveRatio,
+		},
+	})
+}
+
+// Stats returns the counts of the current lifetime, with every application's submissions and
+// every decision whose moment has passed.
+func (s *Simulator) Stats() Stats {
+	life := s.life.Load()
+	st := life.counts.snapshot()
+	addApplications(&st, life.apps, s.cfg.Now())
+	return st
+}
+
+// routes maps the paths of the real bank and of the simulator's own extras.
+func (s *Simulator) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/applications", s.api(s.createApplication))
+	mux.HandleFunc("GET /api/jobs", s.api(s.getJob))
+	mux.HandleFunc("GET /docs", serveDocsPage)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	mux.HandleFunc("GET /admin/stats", s.serveStats)
+	mux.HandleFunc("GET /admin/faults", s.serveFaults)
+	mux.HandleFunc("PUT /admin/faults", s.replaceFaults)
+	mux.HandleFunc("POST /admin/reset", s.serveReset)
+	if s.cfg.LogRequests {
+		return logRequests(mux, s.cfg.Logger)
+	}
+	return mux
+}
