@@ -1,0 +1,202 @@
+# Image URLs for the three programs. One Dockerfile builds each (see the docker-build target).
+IMG_REGISTRY ?= ghcr.io/lendo
+IMG_TAG ?= latest
+CONTROLLER_IMG ?= $(IMG_REGISTRY)/loan-controller:$(IMG_TAG)
+GATEWAY_IMG ?= $(IMG_REGISTRY)/loan-gateway:$(IMG_TAG)
+BANKSIM_IMG ?= $(IMG_REGISTRY)/bank-sim:$(IMG_TAG)
+
+# The Kubernetes version of the test control plane (kube-apiserver and etcd in bin/k8s/<version>).
+K8S_VERSION ?= 1.37.2
+
+# Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
+ifeq (,$(shell go env GOBIN))
+GOBIN=$(shell go env GOPATH)/bin
+else
+GOBIN=$(shell go env GOBIN)
+endif
+
+# CONTAINER_TOOL defines the container tool to be used for building images.
+CONTAINER_TOOL ?= docker
+
+# Setting SHELL to bash allows bash commands to be executed by recipes.
+# Options are set to exit when a recipe line exits non-zero or a piped command fails.
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD and the RBAC roles from the +kubebuilder markers.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./api/..." paths="./internal/controller/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=gateway-role paths="./internal/gateway/..." output:rbac:artifacts:config=config/rbac/gateway
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods from the +kubebuilder markers.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+
+.PHONY: verify-generated
+verify-generated: manifests generate fmt ## Fail when the committed generated files or formatting are stale.
+	@git diff --exit-code --stat -- api config internal cmd test hack || { \
+		echo "Generated files or formatting are stale: run 'make manifests generate fmt' and commit."; exit 1; }
+
+.PHONY: fmt
+fmt: ## Run go fmt against code.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet against code.
+	go vet ./...
+
+.PHONY: envtest-assets
+envtest-assets: setup-envtest ## Provide kube-apiserver and etcd for the tests in bin/k8s (built once, then reused).
+	@K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh
+
+# Unit and envtest suites: everything except the whole-system tests under test/.
+TEST_PACKAGES = $$(go list ./... | grep -v /test/)
+
+.PHONY: test
+test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtest) against a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
+		go test $(TEST_PACKAGES) -count=1 -coverprofile cover.out
+
+.PHONY: test-e2e
+test-e2e: manifests generate fmt vet setup-envtest build ## Run the fault, hostile-input and end-to-end tests on real processes.
+	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
+		go test ./test/... -count=1 -timeout 20m -v -ginkgo.v
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	$(GOLANGCI_LINT) run
+
+.PHONY: lint-fix
+lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
+	$(GOLANGCI_LINT) run --fix
+
+.PHONY: bench
+bench: build setup-envtest ## Run the scale benchmarks (10,000 to 100,000 applications); figures in bin/bench/.
+	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
+		go run ./test/bench --scale full --out bin/bench
+
+.PHONY: bench-quick
+bench-quick: build setup-envtest ## Run the benchmarks at 1,000 applications (a few minutes).
+	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
+		go run ./test/bench --scale quick --out bin/bench
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the controller, the gateway and the bank simulator into bin/.
+	go build -o bin/loan-controller ./cmd/controller
+	go build -o bin/loan-gateway ./cmd/gateway
+	go build -o bin/bank-sim ./cmd/bank-sim
+
+.PHONY: dev
+dev: build setup-envtest ## Run the whole system locally: etcd, kube-apiserver, bank simulator, controller, gateway.
+	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
+		go run ./cmd/devenv
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the controller from your host against the cluster in your kubeconfig.
+	go run ./cmd/controller
+
+# If you wish to build the images targeting other platforms you can use the --platform flag.
+# (i.e. docker build --platform linux/arm64). However, you must enable docker buildKit for it.
+# More info: https://docs.docker.com/develop/develop-images/build_enhancements/
+.PHONY: docker-build
+docker-build: ## Build the controller, gateway and bank simulator images.
+	$(CONTAINER_TOOL) build --build-arg PROGRAM=controller -t ${CONTROLLER_IMG} .
+	$(CONTAINER_TOOL) build --build-arg PROGRAM=gateway -t ${GATEWAY_IMG} .
+	$(CONTAINER_TOOL) build --build-arg PROGRAM=bank-sim -t ${BANKSIM_IMG} .
+
+.PHONY: docker-push
+docker-push: ## Push the three images.
+	$(CONTAINER_TOOL) push ${CONTROLLER_IMG}
+	$(CONTAINER_TOOL) push ${GATEWAY_IMG}
+	$(CONTAINER_TOOL) push ${BANKSIM_IMG}
+
+.PHONY: build-installer
+build-installer: manifests generate ## Generate dist/install.yaml: the CRD and everything needed to deploy.
+	mkdir -p dist
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+
+##@ Deployment
+
+ifndef ignore-not-found
+  ignore-not-found = false
+endif
+
+.PHONY: install
+install: manifests ## Install the CRD into the cluster in ~/.kube/config.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply -f -
+
+.PHONY: uninstall
+uninstall: manifests ## Uninstall the CRD. Call with ignore-not-found=true to ignore resource not found errors.
+	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+.PHONY: deploy
+deploy: manifests ## Deploy the controller and the gateway to the cluster in ~/.kube/config.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) apply -f -
+
+.PHONY: undeploy
+undeploy: ## Undeploy from the cluster. Call with ignore-not-found=true to ignore resource not found errors.
+	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+
+##@ Dependencies
+
+## Location to install dependencies to
+LOCALBIN ?= $(shell pwd)/bin
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+## Tool Binaries
+KUBECTL ?= kubectl
+# kustomize is built into kubectl, so nothing needs downloading.
+KUSTOMIZE ?= $(KUBECTL) kustomize
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+ENVTEST ?= $(LOCALBIN)/setup-envtest
+GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
+
+## Tool Versions
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+ENVTEST_VERSION ?= v0.25.1
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
+$(CONTROLLER_GEN): $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: setup-envtest
+setup-envtest: $(ENVTEST) ## Download setup-envtest locally if necessary (used only where the internet is reachable).
+$(ENVTEST): $(LOCALBIN)
+	$(call go-install-tool,$(ENVTEST),sigs.k8s.io/controller-runtime/tools/setup-envtest,$(ENVTEST_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
+$(GOLANGCI_LINT): $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
+# $1 - target path with name of binary
+# $2 - package url which can be installed
+# $3 - specific version of package
+define go-install-tool
+@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+set -e; \
+package=$(2)@$(3) ;\
+echo "Downloading $${package}" ;\
+rm -f $(1) ;\
+GOBIN=$(LOCALBIN) go install $${package} ;\
+mv $(1) $(1)-$(3) ;\
+} ;\
+ln -sf $$(realpath $(1)-$(3)) $(1)
+endef
