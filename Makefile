@@ -60,8 +60,8 @@ vet: ## Run go vet against code.
 envtest-assets: setup-envtest ## Provide kube-apiserver and etcd for the tests in bin/k8s (built once, then reused).
 	@K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh
 
-# Unit and envtest suites: everything except the whole-system tests under test/.
-TEST_PACKAGES = $$(go list ./... | grep -v /test/)
+# Unit and envtest suites: everything but the whole-system tests (test/e2e) and the benchmarks (test/bench).
+TEST_PACKAGES = $$(go list ./... | grep -vE "/test/(e2e|bench)")
 
 .PHONY: test
 test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtest) against a real kube-apiserver and etcd.
@@ -71,7 +71,7 @@ test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtes
 .PHONY: test-e2e
 test-e2e: manifests generate fmt vet setup-envtest build ## Run the fault, hostile-input and end-to-end tests on real processes.
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
-		go test ./test/... -count=1 -timeout 20m -v -ginkgo.v
+		go test ./test/e2e/... -count=1 -timeout 20m -v
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
