@@ -49,7 +49,7 @@ func truncated(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Length", "100")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, `{"id":`)
-	http.NewResponseController(w).Flush()
+	_ = http.NewResponseController(w).Flush()
 	panic(http.ErrAbortHandler)
 }
 
@@ -79,8 +79,10 @@ func TestErrorClassesFromMisbehavingServers(t *testing.T) {
 		{"a connection closed without answer is transient", hangUp(false), "get_job", bank.ClassTransient, 0, "", 0, "connection_error"},
 		{"a body cut short is transient", truncated, "get_job", bank.ClassTransient, 200, "", 0, "connection_error"},
 		{"a garbage 200 is transient", answer(200, `<html>hello</html>`), "get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
-		{"a 201 without id and status is transient", answer(201, `{"first_name":"Ada"}`), "submit", bank.ClassTransient, 201, "", 0, "invalid_response"},
-		{"a 200 job without id is transient", answer(200, `{"status":"pending"}`), "get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
+		{"a 201 without id and status is transient", answer(201, `{"first_name":"Ada"}`),
+			"submit", bank.ClassTransient, 201, "", 0, "invalid_response"},
+		{"a 200 job without id is transient", answer(200, `{"status":"pending"}`),
+			"get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
 		{"a 200 job with an unknown status is transient",
 			answer(200, `{"id":"1","application_id":"2","status":"approved"}`), "get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
 		{"429 with Retry-After in seconds is throttled", answer(429, `{"error":"slow down"}`, "Retry-After", "7"),
@@ -88,7 +90,8 @@ func TestErrorClassesFromMisbehavingServers(t *testing.T) {
 		{"429 with Retry-After as a date is throttled", answer(429, ``, "Retry-After", inThirtySeconds),
 			"get_job", bank.ClassThrottled, 429, "Too Many Requests", 30 * time.Second, "429"},
 		{"429 without Retry-After is throttled", answer(429, `too many`), "get_job", bank.ClassThrottled, 429, "too many", 0, "429"},
-		{"418 is invalid with the bank's message", answer(418, `{"error":"I'm a teapot"}`), "submit", bank.ClassInvalid, 418, "I'm a teapot", 0, "418"},
+		{"418 is invalid with the bank's message", answer(418, `{"error":"I'm a teapot"}`),
+			"submit", bank.ClassInvalid, 418, "I'm a teapot", 0, "418"},
 		{"the duplicate 400 is already submitted", answer(400, `{"error":"the application ID is already used"}`),
 			"submit", bank.ClassAlreadySubmitted, 400, "the application ID is already used", 0, "400"},
 		{"another 400 is invalid", answer(400, `{"error":"the request payload is not valid."}`),

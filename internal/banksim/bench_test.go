@@ -58,7 +58,7 @@ func BenchmarkJobPoll(b *testing.B) {
 				return
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				b.Errorf("HTTP %d", resp.StatusCode)
 				return

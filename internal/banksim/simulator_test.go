@@ -242,7 +242,7 @@ func TestDropLosesTheAnswerAfterTheBankActed(t *testing.T) {
 	id := uuid.NewString()
 	resp, err := http.Post(bank.url+"/api/applications", "application/json", strings.NewReader(applicationJSON(id)))
 	if err == nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		t.Fatalf("HTTP %d with drop_rate 1, want the connection dropped", resp.StatusCode)
 	}
 	sim.SetFaults(banksim.Faults{})
@@ -325,7 +325,7 @@ func TestConcurrentSubmissionsOfOneIDCreateItOnce(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusCreated {
 				created.Add(1)
 			}
