@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,18 +39,33 @@ func main() {
 	flag.Parse()
 
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := faults.Validate(); err != nil {
-		logger.Error("invalid fault flags", "error", err)
+	if err := validateFlags(cfg, faults); err != nil {
+		logger.Error("invalid flags", "error", err)
 		os.Exit(1)
 	}
-	if cfg.ApproveRatio == 0 { // the flag's 0 means none; Config's 0 means the default
+	// A flag at 0 means zero; in Config a zero means "the default".
+	if cfg.ApproveRatio == 0 {
 		cfg.ApproveRatio = banksim.RejectAll
+	}
+	if cfg.MinDelay == 0 && cfg.MaxDelay == 0 {
+		cfg.MaxDelay = time.Nanosecond // decide at once
 	}
 	cfg.Faults, cfg.Logger = faults, logger
 	if err := run(addr, banksim.New(cfg), logger); err != nil {
 		logger.Error("bank-sim stopped", "error", err)
 		os.Exit(1)
 	}
+}
+
+// validateFlags refuses values that Config would otherwise quietly clamp or default.
+func validateFlags(cfg banksim.Config, faults banksim.Faults) error {
+	switch {
+	case cfg.MinDelay < 0 || cfg.MaxDelay < cfg.MinDelay:
+		return fmt.Errorf("--min-delay %v and --max-delay %v: want 0 <= min <= max", cfg.MinDelay, cfg.MaxDelay)
+	case cfg.ApproveRatio < 0 || cfg.ApproveRatio > 1:
+		return fmt.Errorf("--approve-ratio %v is not within [0, 1]", cfg.ApproveRatio)
+	}
+	return faults.Validate()
 }
 
 // run serves sim on addr until SIGINT or SIGTERM, then lets requests in flight finish.

@@ -43,6 +43,7 @@ type Error struct {
 	Err error
 }
 
+// Error says which call failed, its class, the HTTP status when there was one, and why.
 func (e *Error) Error() string {
 	msg := e.Message
 	if msg == "" && e.Err != nil {
@@ -54,6 +55,8 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("bank %s: %s: %s", e.Op, e.Class, msg)
 }
 
+// Unwrap returns the underlying error, so that errors.Is(err, context.Canceled) and the like
+// see through an *Error.
 func (e *Error) Unwrap() error { return e.Err }
 
 // ClassOf returns the class of err: the Class of a *Error anywhere in its chain, ClassTransient
