@@ -8,20 +8,24 @@ import (
 // sent exactly these names, so a later change could never reach it.
 type LoanApplicationSpec struct {
 	// firstName is the applicant's first name, as sent to the bank. Required, 1 to 100
-	// characters, not only whitespace, and immutable once created.
+	// characters, not only whitespace, no control or bidirectional-override characters
+	// (which could disguise a name on a screen), and immutable once created.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
 	// +kubebuilder:validation:XValidation:rule="self.trim().size() > 0",message="firstName must not be empty or only whitespace"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]\\u0080-\\u009F\\u202A-\\u202E\\u2066-\\u2069]')",message="firstName must not contain control or bidirectional-override characters"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="firstName is immutable once the application is created"
 	FirstName string `json:"firstName"`
 
 	// lastName is the applicant's last name, as sent to the bank. Required, 1 to 100
-	// characters, not only whitespace, and immutable once created.
+	// characters, not only whitespace, no control or bidirectional-override characters
+	// (which could disguise a name on a screen), and immutable once created.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=100
 	// +kubebuilder:validation:XValidation:rule="self.trim().size() > 0",message="lastName must not be empty or only whitespace"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[[:cntrl:]\\u0080-\\u009F\\u202A-\\u202E\\u2066-\\u2069]')",message="lastName must not contain control or bidirectional-override characters"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="lastName is immutable once the application is created"
 	LastName string `json:"lastName"`
 }

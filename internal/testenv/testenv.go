@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -125,8 +126,15 @@ func isExecutable(path string) bool {
 // Kubectl runs the real kubectl against the test API server and returns its standard output
 // and standard error.
 func (e *Env) Kubectl(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	return e.KubectlWithInput(ctx, "", args...)
+}
+
+// KubectlWithInput runs kubectl like Kubectl, with input as its standard input (for
+// `kubectl apply -f -`).
+func (e *Env) KubectlWithInput(ctx context.Context, input string, args ...string) (stdout, stderr string, err error) {
 	cmd := exec.CommandContext(ctx, KubectlPath(), append([]string{"--kubeconfig", e.KubeconfigPath}, args...)...)
 	var out, errOut bytes.Buffer
+	cmd.Stdin = strings.NewReader(input)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err = cmd.Run()
 	return out.String(), errOut.String(), err
