@@ -1,0 +1,251 @@
+package manifests_test
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+)
+
+// The roles are those config/dev applied in BeforeSuite, with the rules `make manifests`
+// generates from the +kubebuilder:rbac markers. Each identity acts for real against the API
+// server, as the programs do in the local run; then a SelfSubjectRulesReview shows that it holds
+// nothing beyond what it needs.
+var _ = Describe("RBAC", func() {
+	var (
+		namespace string
+		app       *loansv1alpha1.LoanApplication
+	)
+
+	BeforeEach(func(ctx context.Context) {
+		namespace = newNamespace(ctx, "rbac-")
+		app = &loansv1alpha1.LoanApplication{
+			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "ada",
+				Labels: map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending}},
+			Spec: loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace"},
+		}
+		// A Secret in the applications' namespace and one in the operator's: neither identity may
+		// read them.
+		for _, ns := range []string{namespace, systemNamespace} {
+			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "bank-credentials-"},
+				StringData: map[string]string{"token": "s3cret"}}
+			Expect(env.Client.Create(ctx, secret)).To(Succeed())
+			DeferCleanup(func(ctx context.Context) { Expect(env.Client.Delete(ctx, secret)).To(Succeed()) })
+		}
+	})
+
+	Describe("the gateway's ServiceAccount", func() {
+		var gateway *identity
+		BeforeEach(func() { gateway = newIdentity(gatewayUser, serviceAccountGroups...) })
+
+		It("creates, gets, lists and watches LoanApplications", func(ctx context.Context) {
+			Expect(gateway.client.Create(ctx, app)).To(Succeed())
+			var read loansv1alpha1.LoanApplication
+			Expect(gateway.client.Get(ctx, client.ObjectKeyFromObject(app), &read)).To(Succeed())
+			var list loansv1alpha1.LoanApplicationList
+			Expect(gateway.client.List(ctx, &list, client.InNamespace(namespace))).To(Succeed())
+			Expect(list.Items).To(HaveLen(1))
+			Expect(gateway.client.List(ctx, &list, client.MatchingLabels{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending})).
+				To(Succeed(), "an informer lists across namespaces")
+			watcher, err := gateway.client.Watch(ctx, &loansv1alpha1.LoanApplicationList{}, client.InNamespace(namespace))
+			Expect(err).NotTo(HaveOccurred())
+			watcher.Stop()
+		})
+
+		It("is refused updating status, updating, patching and deleting LoanApplications, and reading Secrets", func(ctx context.Context) {
+			Expect(env.Client.Create(ctx, app)).To(Succeed())
+			var read loansv1alpha1.LoanApplication
+			Expect(gateway.client.Get(ctx, client.ObjectKeyFromObject(app), &read)).To(Succeed())
+
+			decided := read.DeepCopy()
+			decided.Status.Phase = loansv1alpha1.Phase("Approved")
+			expectForbidden(gateway.client.Status().Update(ctx, decided), "update loanapplications/status")
+			expectForbidden(gateway.client.Status().Patch(ctx, decided, client.MergeFrom(&read)), "patch loanapplications/status")
+
+			relabelled := read.DeepCopy()
+			relabelled.Labels["team"] = "gateway"
+			expectForbidden(gateway.client.Update(ctx, relabelled), "update loanapplications")
+			expectForbidden(gateway.client.Patch(ctx, relabelled, client.MergeFrom(&read)), "patch loanapplications")
+			expectForbidden(gateway.client.Delete(ctx, &read), "delete loanapplications")
+			expectForbidden(gateway.client.DeleteAllOf(ctx, &loansv1alpha1.LoanApplication{}, client.InNamespace(namespace)),
+				"deletecollection loanapplications")
+
+			expectNoSecrets(ctx, gateway, namespace)
+		})
+
+		It("holds no more than create, get, list and watch on LoanApplications", func(ctx context.Context) {
+			for _, ns := range []string{namespace, systemNamespace} {
+				Expect(grantedRules(ctx, gateway, ns)).To(Equal(sets.New(
+					"loans.lendo.se/loanapplications:create",
+					"loans.lendo.se/loanapplications:get",
+					"loans.lendo.se/loanapplications:list",
+					"loans.lendo.se/loanapplications:watch",
+				)), "in namespace %s", ns)
+			}
+		})
+	})
+
+	Describe("the controller's ServiceAccount", func() {
+		var controller *identity
+		BeforeEach(func() { controller = newIdentity(controllerUser, serviceAccountGroups...) })
+
+		It("gets, lists, watches and patches LoanApplications and patches their status", func(ctx context.Context) {
+			Expect(env.Client.Create(ctx, app)).To(Succeed())
+			var read loansv1alpha1.LoanApplication
+			Expect(controller.client.Get(ctx, client.ObjectKeyFromObject(app), &read)).To(Succeed())
+			var list loansv1alpha1.LoanApplicationList
+			Expect(controller.client.List(ctx, &list)).To(Succeed(), "the controller watches every namespace")
+			watcher, err := controller.client.Watch(ctx, &loansv1alpha1.LoanApplicationList{})
+			Expect(err).NotTo(HaveOccurred())
+			watcher.Stop()
+
+			submitted := read.DeepCopy()
+			submitted.Status.Phase = loansv1alpha1.Phase("Pending")
+			submitted.Status.SubmittedAt = &metav1.Time{Time: metav1.Now().Rfc3339Copy().Time}
+			Expect(controller.client.Status().Patch(ctx, submitted, client.MergeFrom(&read))).To(Succeed())
+
+			labelled := submitted.DeepCopy()
+			labelled.Labels[loansv1alpha1.LabelStatus] = loansv1alpha1.LabelApproved
+			Expect(controller.client.Patch(ctx, labelled, client.MergeFrom(submitted))).To(Succeed())
+		})
+
+		It("records Events about LoanApplications", func(ctx context.Context) {
+			Expect(env.Client.Create(ctx, app)).To(Succeed())
+			event := &corev1.Event{
+				ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "ada."},
+				InvolvedObject: corev1.ObjectReference{APIVersion: loansv1alpha1.GroupVersion.String(),
+					Kind: "LoanApplication", Namespace: namespace, Name: app.Name, UID: app.UID},
+				Reason: "Submitted", Message: "submitted to the bank", Type: corev1.EventTypeNormal,
+				Source: corev1.EventSource{Component: "loan-controller"},
+			}
+			Expect(controller.client.Create(ctx, event)).To(Succeed())
+		})
+
+		It("holds a leader election Lease in loan-operator-system, and only there", func(ctx context.Context) {
+			lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, GenerateName: "leader-"}}
+			Expect(controller.client.Create(ctx, lease)).To(Succeed())
+			DeferCleanup(func(ctx context.Context) { Expect(env.Client.Delete(ctx, lease)).To(Succeed()) })
+			Expect(controller.client.Get(ctx, client.ObjectKeyFromObject(lease), lease)).To(Succeed())
+			holder := "controller-0"
+			lease.Spec.HolderIdentity = &holder
+			Expect(controller.client.Update(ctx, lease)).To(Succeed())
+
+			elsewhere := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "leader-"}}
+			expectForbidden(controller.client.Create(ctx, elsewhere), "create leases outside its namespace")
+		})
+
+		It("is refused creating and deleting LoanApplications and reading Secrets", func(ctx context.Context) {
+			expectForbidden(controller.client.Create(ctx, app.DeepCopy()), "create loanapplications")
+			Expect(env.Client.Create(ctx, app)).To(Succeed())
+			expectForbidden(controller.client.Delete(ctx, app), "delete loanapplications")
+			expectForbidden(controller.client.DeleteAllOf(ctx, &loansv1alpha1.LoanApplication{}, client.InNamespace(namespace)),
+				"deletecollection loanapplications")
+			expectNoSecrets(ctx, controller, namespace)
+		})
+
+		It("holds no more than its reconciler, its events, leader election and the metrics filter need", func(ctx context.Context) {
+			// What the design needs (the markers may grant update besides patch).
+			reconciler := sets.New(
+				"loans.lendo.se/loanapplications:get", "loans.lendo.se/loanapplications:list",
+				"loans.lendo.se/loanapplications:watch", "loans.lendo.se/loanapplications:patch",
+				"loans.lendo.se/loanapplications/status:patch",
+			)
+			allowed := reconciler.Union(sets.New(
+				"loans.lendo.se/loanapplications:update",
+				"loans.lendo.se/loanapplications/status:get", "loans.lendo.se/loanapplications/status:update",
+				"/events:create", "/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
+				"authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create",
+			))
+			leaderElection := sets.New("coordination.k8s.io/leases:get", "coordination.k8s.io/leases:create",
+				"coordination.k8s.io/leases:update")
+
+			granted := grantedRules(ctx, controller, namespace)
+			Expect(granted.IsSuperset(reconciler)).To(BeTrue(), "missing: %v", sets.List(reconciler.Difference(granted)))
+			Expect(allowed.IsSuperset(granted)).To(BeTrue(), "more than needed: %v", sets.List(granted.Difference(allowed)))
+
+			granted = grantedRules(ctx, controller, systemNamespace)
+			Expect(granted.IsSuperset(reconciler.Union(leaderElection))).To(BeTrue(),
+				"missing in %s: %v", systemNamespace, sets.List(reconciler.Union(leaderElection).Difference(granted)))
+			Expect(allowed.Union(leaderElection).IsSuperset(granted)).To(BeTrue(),
+				"more than needed in %s: %v", systemNamespace, sets.List(granted.Difference(allowed.Union(leaderElection))))
+		})
+	})
+})
+
+// newNamespace creates a namespace for one test.
+func newNamespace(ctx context.Context, prefix string) string {
+	GinkgoHelper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	Expect(env.Client.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// expectForbidden checks that the API server refused the request for lack of rights (403).
+func expectForbidden(err error, what string) {
+	GinkgoHelper()
+	Expect(err).To(HaveOccurred(), "%s was allowed", what)
+	Expect(apierrors.IsForbidden(err)).To(BeTrue(), "%s: want 403 Forbidden, got %v", what, err)
+}
+
+// expectNoSecrets checks that the identity can neither read nor list Secrets, in the given
+// namespace, in the operator's, or across the cluster.
+func expectNoSecrets(ctx context.Context, id *identity, namespace string) {
+	GinkgoHelper()
+	for _, ns := range []string{namespace, systemNamespace} {
+		var secrets corev1.SecretList
+		Expect(env.Client.List(ctx, &secrets, client.InNamespace(ns))).To(Succeed())
+		Expect(secrets.Items).NotTo(BeEmpty())
+		var secret corev1.Secret
+		expectForbidden(id.client.Get(ctx, client.ObjectKeyFromObject(&secrets.Items[0]), &secret), "get secrets in "+ns)
+		expectForbidden(id.client.List(ctx, &secrets, client.InNamespace(ns)), "list secrets in "+ns)
+	}
+	var all corev1.SecretList
+	expectForbidden(id.client.List(ctx, &all), "list secrets in every namespace")
+}
+
+// grantedRules is what the identity may do in the namespace, as "group/resource:verb", less what
+// every ServiceAccount of loan-operator-system may do anyway (the self reviews of
+// system:basic-user and the like), which is asked of a ServiceAccount with no bindings.
+func grantedRules(ctx context.Context, id *identity, namespace string) sets.Set[string] {
+	GinkgoHelper()
+	nobody := newIdentity("system:serviceaccount:"+systemNamespace+":nobody", serviceAccountGroups...)
+	return rulesOf(ctx, id, namespace).Difference(rulesOf(ctx, nobody, namespace))
+}
+
+func rulesOf(ctx context.Context, id *identity, namespace string) sets.Set[string] {
+	GinkgoHelper()
+	review, err := id.clientset.AuthorizationV1().SelfSubjectRulesReviews().Create(ctx,
+		&authorizationv1.SelfSubjectRulesReview{Spec: authorizationv1.SelfSubjectRulesReviewSpec{Namespace: namespace}},
+		metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(review.Status.Incomplete).To(BeFalse(), review.Status.EvaluationError)
+	rules := sets.New[string]()
+	for _, rule := range review.Status.ResourceRules {
+		names := ""
+		if len(rule.ResourceNames) > 0 {
+			sorted := append([]string(nil), rule.ResourceNames...)
+			sort.Strings(sorted)
+			names = fmt.Sprintf("[%s]", strings.Join(sorted, ","))
+		}
+		for _, group := range rule.APIGroups {
+			for _, resource := range rule.Resources {
+				for _, verb := range rule.Verbs {
+					rules.Insert(group + "/" + resource + names + ":" + verb)
+				}
+			}
+		}
+	}
+	return rules
+}
