@@ -98,6 +98,9 @@ var _ = Describe("The status label admission policy", Ordered, func() {
 			Expect(err.Error()).To(ContainSubstring("only the loan-operator controller (" + controllerUser + ")"))
 			Expect(err.Error()).To(ContainSubstring("to " + label))
 			Expect(err.Error()).To(ContainSubstring(editor.name + " may create applications as pending or without the label"))
+			if label == loansv1alpha1.LabelApproved {
+				AddReportEntry("what the editor is told", err.Error())
+			}
 		}
 		var list loansv1alpha1.LoanApplicationList
 		Expect(env.Client.List(ctx, &list, client.InNamespace(namespace))).To(Succeed())
@@ -150,6 +153,9 @@ var _ = Describe("The status label admission policy", Ordered, func() {
 				attempt.who, attempt.label, err)
 			Expect(err).To(MatchError(ContainSubstring(finalMessage)), attempt.who)
 			Expect(err).To(MatchError(ContainSubstring(attempt.says)), attempt.who)
+			if attempt.label == "" && attempt.as == env.Client {
+				AddReportEntry("what a cluster administrator is told", err.Error())
+			}
 		}
 		Expect(labelOf(ctx, app)).To(Equal(loansv1alpha1.LabelApproved))
 
