@@ -165,7 +165,7 @@ var _ = Describe("The kustomize packages", func() {
 
 	It("config/overlays/real-bank is config/default without the simulator, calling the real bank", func(ctx context.Context) {
 		def := render(ctx, "default")
-		real := render(ctx, "overlays/real-bank")
+		realBank := render(ctx, "overlays/real-bank")
 
 		var simulator []string
 		for _, obj := range def.objects {
@@ -175,10 +175,10 @@ var _ = Describe("The kustomize packages", func() {
 		}
 		Expect(simulator).To(ConsistOf("Deployment/loan-operator-bank-sim", "Service/loan-operator-bank-sim",
 			"NetworkPolicy/loan-operator-allow-bank-sim-traffic"))
-		Expect(real.objects).To(HaveLen(len(def.objects) - len(simulator)))
-		Expect(real.yaml).NotTo(ContainSubstring("loan-operator-bank-sim"))
+		Expect(realBank.objects).To(HaveLen(len(def.objects) - len(simulator)))
+		Expect(realBank.yaml).NotTo(ContainSubstring("loan-operator-bank-sim"))
 
-		controller := typed[appsv1.Deployment](real.get("Deployment", "loan-operator-controller-manager"))
+		controller := typed[appsv1.Deployment](realBank.get("Deployment", "loan-operator-controller-manager"))
 		manager := controller.Spec.Template.Spec.Containers[0]
 		Expect(manager.Args).To(ContainElement("--bank-url=$(BANK_URL)"))
 		Expect(envValue(manager, "BANK_URL")).To(HavePrefix("https://"))
