@@ -11,6 +11,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
@@ -121,16 +122,28 @@ var _ = Describe("RBAC", func() {
 			Expect(controller.client.Patch(ctx, labelled, client.MergeFrom(submitted))).To(Succeed())
 		})
 
-		It("records Events about LoanApplications", func(ctx context.Context) {
+		// controller-runtime v0.25's recorder (mgr.GetEventRecorder) writes events.k8s.io/v1
+		// Events, in the namespace of the object; leader election still writes core Events, in
+		// loan-operator-system only.
+		It("records Events about LoanApplications, and leader election Events in its namespace", func(ctx context.Context) {
 			Expect(env.Client.Create(ctx, app)).To(Succeed())
-			event := &corev1.Event{
-				ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "ada."},
-				InvolvedObject: corev1.ObjectReference{APIVersion: loansv1alpha1.GroupVersion.String(),
+			event := &eventsv1.Event{
+				ObjectMeta: metav1.ObjectMeta{Namespace: namespace, GenerateName: "ada-"},
+				Regarding: corev1.ObjectReference{APIVersion: loansv1alpha1.GroupVersion.String(),
 					Kind: "LoanApplication", Namespace: namespace, Name: app.Name, UID: app.UID},
-				Reason: "Submitted", Message: "submitted to the bank", Type: corev1.EventTypeNormal,
-				Source: corev1.EventSource{Component: "loan-controller"},
+				EventTime: metav1.NowMicro(), Type: corev1.EventTypeNormal, Reason: "Submitted", Action: "Submit",
+				Note: "submitted to the bank", ReportingController: "loans.lendo.se/loan-controller",
+				ReportingInstance: "loan-controller-0",
 			}
 			Expect(controller.client.Create(ctx, event)).To(Succeed())
+
+			leader := &corev1.Event{
+				ObjectMeta: metav1.ObjectMeta{Namespace: systemNamespace, GenerateName: "leader-"},
+				InvolvedObject: corev1.ObjectReference{APIVersion: "coordination.k8s.io/v1", Kind: "Lease",
+					Namespace: systemNamespace, Name: "loan-operator-leader"},
+				Reason: "LeaderElection", Message: "became leader", Type: corev1.EventTypeNormal,
+			}
+			Expect(controller.client.Create(ctx, leader)).To(Succeed())
 		})
 
 		It("holds a leader election Lease in loan-operator-system, and only there", func(ctx context.Context) {

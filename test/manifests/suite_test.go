@@ -42,6 +42,13 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	env, err = testenv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	configDir = filepath.Join(testenv.RepoRoot(), "config")
+	for role, markers := range map[string]string{
+		"rbac/role.yaml":         "internal/controller",
+		"rbac/gateway/role.yaml": "internal/gateway",
+	} {
+		Expect(filepath.Join(configDir, role)).To(BeAnExistingFile(),
+			"config/%s is generated from the +kubebuilder:rbac markers in %s: run `make manifests`", role, markers)
+	}
 
 	// The packages under config/ that are built into config/default keep kubebuilder's
 	// placeholder namespace `system`; it must exist for them to be applied on their own.
