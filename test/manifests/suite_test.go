@@ -38,9 +38,6 @@ func TestManifests(t *testing.T) {
 }
 
 var _ = BeforeSuite(func(ctx context.Context) {
-	var err error
-	env, err = testenv.Start()
-	Expect(err).NotTo(HaveOccurred())
 	configDir = filepath.Join(testenv.RepoRoot(), "config")
 	for role, markers := range map[string]string{
 		"rbac/role.yaml":         "internal/controller",
@@ -49,6 +46,10 @@ var _ = BeforeSuite(func(ctx context.Context) {
 		Expect(filepath.Join(configDir, role)).To(BeAnExistingFile(),
 			"config/%s is generated from the +kubebuilder:rbac markers in %s: run `make manifests`", role, markers)
 	}
+
+	var err error
+	env, err = testenv.Start()
+	Expect(err).NotTo(HaveOccurred())
 
 	// The packages under config/ that are built into config/default keep kubebuilder's
 	// placeholder namespace `system`; it must exist for them to be applied on their own.
