@@ -126,9 +126,13 @@ docker-push: ## Push the three images.
 .PHONY: build-installer
 build-installer: manifests generate ## Generate dist/install.yaml: the CRD and everything needed to deploy.
 	mkdir -p dist
-	$(KUSTOMIZE) build config/default > dist/install.yaml
+	$(KUSTOMIZE) $(DEPLOY_OVERLAY) > dist/install.yaml
 
 ##@ Deployment
+
+# What deploy, undeploy and build-installer render: config/default (with the bank simulator) or
+# another overlay, e.g. DEPLOY_OVERLAY=config/overlays/real-bank.
+DEPLOY_OVERLAY ?= config/default
 
 ifndef ignore-not-found
   ignore-not-found = false
@@ -136,19 +140,19 @@ endif
 
 .PHONY: install
 install: manifests ## Install the CRD into the cluster in ~/.kube/config.
-	$(KUSTOMIZE) build config/crd | $(KUBECTL) apply -f -
+	$(KUSTOMIZE) config/crd | $(KUBECTL) apply -f -
 
 .PHONY: uninstall
 uninstall: manifests ## Uninstall the CRD. Call with ignore-not-found=true to ignore resource not found errors.
-	$(KUSTOMIZE) build config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+	$(KUSTOMIZE) config/crd | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 .PHONY: deploy
 deploy: manifests ## Deploy the controller and the gateway to the cluster in ~/.kube/config.
-	$(KUSTOMIZE) build config/default | $(KUBECTL) apply -f -
+	$(KUSTOMIZE) $(DEPLOY_OVERLAY) | $(KUBECTL) apply -f -
 
 .PHONY: undeploy
 undeploy: ## Undeploy from the cluster. Call with ignore-not-found=true to ignore resource not found errors.
-	$(KUSTOMIZE) build config/default | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
+	$(KUSTOMIZE) $(DEPLOY_OVERLAY) | $(KUBECTL) delete --ignore-not-found=$(ignore-not-found) -f -
 
 ##@ Dependencies
 
