@@ -1,0 +1,194 @@
+/*
+Copyright 2026 The loan-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package controller holds the LoanApplication reconciler: it submits each application to the
+// bank exactly once (keyed on the object's UID), polls the bank until it decides, and keeps the
+// `status` label in line with the status. The state machine is in sync.go, the status
+// transitions in conditions.go, the treatment of bank errors in bankerrors.go.
+package controller
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+	"github.com/lendo/loan-operator/internal/bank"
+)
+
+// BankClient is the part of the bank's API the controller uses; *bank.Client implements it.
+type BankClient interface {
+	Submit(ctx context.Context, app bank.Application) (bank.Application, error)
+	GetJob(ctx context.Context, applicationID string) (bank.Job, error)
+}
+
+// EventRecorder records Kubernetes Events (events.k8s.io/v1) about an application.
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// LoanApplicationReconciler reconciles LoanApplication objects.
+type LoanApplicationReconciler struct {
+	client.Client
+	Scheme   *runtime.Scheme
+	Bank     BankClient
+	Recorder EventRecorder
+	// Clock is the time source; tests substitute a fake one.
+	Clock clock.PassiveClock
+	// Timing says when to poll the bank; DefaultTiming when zero.
+	Timing Timing
+	// Random is the source of jitter in [0, 1); math/rand when nil.
+	Random func() float64
+
+	schedule *pollSchedule
+}
+
+// +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications/status,verbs=get;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one application one step through its state machine. The status is patched
+// once, in a deferred function, and only when it changed; the label is derived from the
+// status after that, so it never runs ahead of what the status records.
+func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	app := &loansv1alpha1.LoanApplication{}
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		r.schedule.forget(req.NamespacedName)
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	original := app.DeepCopy()
+
+	defer func() {
+		if err := r.patchStatus(ctx, original, app); err != nil {
+			retErr = errors.Join(retErr, err)
+			return
+		}
+		if err := r.syncLabel(ctx, app); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+
+	switch {
+	case app.Status.Phase.IsFinal():
+		r.schedule.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	case app.Status.Phase == "":
+		return r.submit(ctx, app)
+	default:
+		return r.poll(ctx, app)
+	}
+}
+
+// patchStatus writes the status through the status subresource when it differs from what was
+// read. A merge patch without a resourceVersion is safe here: this controller is the only
+// writer of status (leader election makes it one process).
+func (r *LoanApplicationReconciler) patchStatus(ctx context.Context, original, app *loansv1alpha1.LoanApplication) error {
+	app.Status.ObservedGeneration = app.Generation
+	if equality.Semantic.DeepEqual(original.Status, app.Status) {
+		return nil
+	}
+	return r.Status().Patch(ctx, app, client.MergeFrom(original))
+}
+
+// syncLabel puts the `status` label in line with the phase: set at creation, moved at the
+// decision, and put back when someone edited it by hand.
+func (r *LoanApplicationReconciler) syncLabel(ctx context.Context, app *loansv1alpha1.LoanApplication) error {
+	want := app.Status.Phase.LabelValue()
+	if app.Labels[loansv1alpha1.LabelStatus] == want {
+		return nil
+	}
+	before := app.DeepCopy()
+	if app.Labels == nil {
+		app.Labels = map[string]string{}
+	}
+	app.Labels[loansv1alpha1.LabelStatus] = want
+	return r.Patch(ctx, app, client.MergeFrom(before))
+}
+
+// Options are the controller-runtime settings the program exposes as flags.
+type Options struct {
+	// MaxConcurrentReconciles is how many applications are reconciled at once. Reconciles wait
+	// on the bank's HTTP answers, so this is well above the number of cores.
+	MaxConcurrentReconciles int
+	// RetryBaseDelay and RetryMaxDelay bound the per-application exponential backoff after a
+	// transient bank error.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+}
+
+// SetupWithManager registers the reconciler with the manager.
+func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	r.setDefaults()
+	if opts.RetryBaseDelay == 0 {
+		opts.RetryBaseDelay = 500 * time.Millisecond
+	}
+	if opts.RetryMaxDelay == 0 {
+		opts.RetryMaxDelay = 2 * time.Minute
+	}
+	registerPhaseGauge(mgr.GetCache())
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&loansv1alpha1.LoanApplication{}, builder.WithPredicates(worthReconciling())).
+		Named("loanapplication").
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+			// Per-object exponential backoff only. controller-runtime's default also has a
+			// global 10/s bucket, which would take many minutes to retry thousands of
+			// applications after a bank outage; the bank client's own rate limit paces the
+			// calls instead.
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
+				opts.RetryBaseDelay, opts.RetryMaxDelay),
+		}).
+		Complete(r)
+}
+
+func (r *LoanApplicationReconciler) setDefaults() {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.Timing == (Timing{}) {
+		r.Timing = DefaultTiming
+	}
+	if r.Random == nil {
+		r.Random = defaultRandom
+	}
+	if r.schedule == nil {
+		r.schedule = newPollSchedule()
+	}
+}
+
+// worthReconciling lets through creations, deletions and updates that could need work: a
+// changed label (someone edited it) or a changed generation. It drops the update events of
+// the controller's own status writes, which would otherwise each cost a reconcile, and
+// everything about final applications whose label already matches.
+func worthReconciling() predicate.Predicate {
+	return predicate.And(
+		predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}),
+		predicate.NewPredicateFuncs(func(obj client.Object) bool {
+			app, ok := obj.(*loansv1alpha1.LoanApplication)
+			return !ok || !app.Status.Phase.IsFinal() || app.Labels[loansv1alpha1.LabelStatus] != app.Status.Phase.LabelValue()
+		}),
+	)
+}

@@ -1,0 +1,146 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+	"github.com/lendo/loan-operator/internal/bank"
+)
+
+// submit sends a new application to the bank under its UID. The UID is known before the call
+// and never changes, so a retry after a crash (between the bank's answer and the status write)
+// reaches the bank with the same id, and the bank's "already used" answer tells us the first
+// attempt went through: never lost, never submitted twice.
+func (r *LoanApplicationReconciler) submit(ctx context.Context, app *loansv1alpha1.LoanApplication) (ctrl.Result, error) {
+	return r.sendToBank(ctx, app, loansv1alpha1.ReasonSubmitted)
+}
+
+// sendToBank submits the application and records the answer; reason says whether this is the
+// first submission or a resubmission after the bank forgot it.
+func (r *LoanApplicationReconciler) sendToBank(ctx context.Context, app *loansv1alpha1.LoanApplication, reason string) (ctrl.Result, error) {
+	_, err := r.Bank.Submit(ctx, bank.Application{
+		ID:        string(app.UID),
+		FirstName: app.Spec.FirstName,
+		LastName:  app.Spec.LastName,
+	})
+	switch {
+	case err == nil:
+		submissionsTotal.WithLabelValues("accepted").Inc()
+	case bank.IsAlreadySubmitted(err):
+		submissionsTotal.WithLabelValues("already_submitted").Inc()
+	default:
+		return r.bankTrouble(ctx, app, err, true)
+	}
+
+	now := r.Clock.Now()
+	markSubmitted(&app.Status, string(app.UID), now, reason)
+	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, reason, "Submit", "Submitted to the bank as %s", app.UID)
+	due := r.Timing.firstPollDue(now, now, r.Random)
+	r.schedule.plan(keyOf(app), app.UID, due)
+	return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
+}
+
+// poll asks the bank for the job of a pending application, when it is due.
+func (r *LoanApplicationReconciler) poll(ctx context.Context, app *loansv1alpha1.LoanApplication) (ctrl.Result, error) {
+	now := r.Clock.Now()
+	due, planned := r.schedule.next(keyOf(app), app.UID)
+	if !planned {
+		due = r.Timing.firstPollDue(now, submittedAt(app), r.Random)
+		r.schedule.plan(keyOf(app), app.UID, due)
+	}
+	if now.Before(due) {
+		return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
+	}
+
+	job, err := r.Bank.GetJob(ctx, app.Status.BankApplicationID)
+	switch {
+	case err == nil:
+		return r.observeJob(app, job)
+	case bank.IsNotFound(err):
+		return r.jobNotFound(ctx, app)
+	default:
+		bankPollsTotal.WithLabelValues("error").Inc()
+		return r.bankTrouble(ctx, app, err, false)
+	}
+}
+
+// observeJob records a decision, or plans the next poll while the bank is still assessing.
+func (r *LoanApplicationReconciler) observeJob(app *loansv1alpha1.LoanApplication, job bank.Job) (ctrl.Result, error) {
+	bankPollsTotal.WithLabelValues(string(job.Status)).Inc()
+	now := r.Clock.Now()
+	if !job.Status.IsDecided() {
+		due := r.Timing.nextPollDue(now, r.Random)
+		r.schedule.plan(keyOf(app), app.UID, due)
+		// A poll that succeeds clears an earlier transient error from the Ready condition.
+		setCondition(&app.Status, loansv1alpha1.ConditionReady, "False", loansv1alpha1.ReasonAwaitingDecision,
+			"waiting for the bank's decision")
+		return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
+	}
+
+	phase := loansv1alpha1.PhaseApproved
+	if job.Status == bank.JobRejected {
+		phase = loansv1alpha1.PhaseRejected
+	}
+	markDecided(&app.Status, phase, job.ID, now)
+	r.schedule.forget(keyOf(app))
+	decisionsTotal.WithLabelValues(string(phase)).Inc()
+	decisionSeconds.Observe(now.Sub(submittedAt(app)).Seconds())
+	r.Recorder.Eventf(app, nil, corev1.EventTypeNormal, string(phase), "Decide", "The bank decided: %s", phase)
+	return ctrl.Result{}, nil
+}
+
+// jobNotFound handles a 404 for a submitted application. Shortly after the submission it is
+// lag, and the poll is retried; after the grace period the bank has forgotten the application
+// (it keeps its state in memory and restarted), so it is submitted again under the same id.
+func (r *LoanApplicationReconciler) jobNotFound(ctx context.Context, app *loansv1alpha1.LoanApplication) (ctrl.Result, error) {
+	bankPollsTotal.WithLabelValues("not_found").Inc()
+	now := r.Clock.Now()
+	if !r.Timing.bankForgot(now, &app.Status) {
+		due := r.Timing.nextPollDue(now, r.Random)
+		r.schedule.plan(keyOf(app), app.UID, due)
+		return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
+	}
+	logf.FromContext(ctx).Info("the bank no longer knows the application; submitting it again under the same id")
+	resubmissionsTotal.Inc()
+	r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, "BankForgot", "Resubmit",
+		"The bank answered 404 %s after the submission; submitting again", now.Sub(submittedAt(app)).Round(time.Second))
+	return r.sendToBank(ctx, app, loansv1alpha1.ReasonResubmitted)
+}
+
+// bankTrouble records a failed bank call and returns what classify decided.
+func (r *LoanApplicationReconciler) bankTrouble(ctx context.Context, app *loansv1alpha1.LoanApplication, err error,
+	submitting bool) (ctrl.Result, error) {
+	out := classify(err, submitting, r.Random)
+	if out.final {
+		submissionsTotal.WithLabelValues("invalid").Inc()
+		decisionsTotal.WithLabelValues(string(loansv1alpha1.PhaseFailed)).Inc()
+		markFailed(&app.Status, out.message)
+		r.Recorder.Eventf(app, nil, corev1.EventTypeWarning, loansv1alpha1.ReasonInvalidPayload, "Submit",
+			"The bank refused the application for good: %s", out.message)
+		return ctrl.Result{}, nil
+	}
+	if submitting {
+		submissionsTotal.WithLabelValues("error").Inc()
+	}
+	markBankTrouble(&app.Status, loansv1alpha1.ConditionSubmitted, out.reason, out.message)
+	logf.FromContext(ctx).V(1).Info("bank call failed", "error", err.Error())
+	return out.result, out.err
+}
+
+func keyOf(app client.Object) types.NamespacedName { return client.ObjectKeyFromObject(app) }
+
+// submittedAt is when the bank accepted the application; the creation time stands in for an
+// application whose status lost it (it cannot normally be missing while Pending).
+func submittedAt(app *loansv1alpha1.LoanApplication) time.Time {
+	if app.Status.SubmittedAt != nil {
+		return app.Status.SubmittedAt.Time
+	}
+	return app.CreationTimestamp.Time
+}
