@@ -24,7 +24,8 @@ func (r *LoanApplicationReconciler) submit(ctx context.Context, app *loansv1alph
 
 // sendToBank submits the application and records the answer; reason says whether this is the
 // first submission or a resubmission after the bank forgot it.
-func (r *LoanApplicationReconciler) sendToBank(ctx context.Context, app *loansv1alpha1.LoanApplication, reason string) (ctrl.Result, error) {
+func (r *LoanApplicationReconciler) sendToBank(ctx context.Context, app *loansv1alpha1.LoanApplication,
+	reason string) (ctrl.Result, error) {
 	_, err := r.Bank.Submit(ctx, bank.Application{
 		ID:        string(app.UID),
 		FirstName: app.Spec.FirstName,
