@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -56,21 +59,39 @@ func classify(err error, submitting bool, random func() float64) outcome {
 		return outcome{
 			err:     fmt.Errorf("%w: %w", errBankUnavailable, err),
 			reason:  loansv1alpha1.ReasonBankUnavailable,
-			message: "the bank could not be reached or failed; retrying with backoff: " + bankMessage(err),
+			message: "the bank could not be reached or failed (" + troubleKind(err) + "); retrying with backoff",
 		}
 	}
 }
 
-// bankMessage is the bank's own words when it sent some, else the error. It leaves out
-// addresses and timings that change from one attempt to the next, so that a condition message
-// stays the same while the trouble does (and the status is not rewritten for each retry).
+// bankMessage is the bank's own words when it sent some, else the error: what a person needs
+// to correct a refused payload.
 func bankMessage(err error) string {
 	var be *bank.Error
-	if errors.As(err, &be) {
-		if be.StatusCode != 0 {
-			return fmt.Sprintf("HTTP %d: %s", be.StatusCode, be.Message)
-		}
-		return string(be.Class)
+	if errors.As(err, &be) && be.StatusCode != 0 {
+		return fmt.Sprintf("HTTP %d: %s", be.StatusCode, be.Message)
 	}
 	return err.Error()
+}
+
+// troubleKind names a transient failure by its kind only: "HTTP 5xx", "HTTP 408", "timeout",
+// "connection failed", "undocumented answer". A flaky bank answers 500 and 503 in turn and
+// every transport error carries a new port or duration; a condition message built from those
+// details would change on nearly every retry and cost one status write each time. The details
+// go to the log and to loan_bank_requests_total instead.
+func troubleKind(err error) string {
+	var be *bank.Error
+	var netErr net.Error
+	switch {
+	case errors.As(err, &be) && be.StatusCode >= http.StatusInternalServerError:
+		return fmt.Sprintf("HTTP %dxx", be.StatusCode/100)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case be != nil && be.StatusCode >= http.StatusOK && be.StatusCode < http.StatusMultipleChoices:
+		return "undocumented answer"
+	case be != nil && be.StatusCode != 0:
+		return fmt.Sprintf("HTTP %d", be.StatusCode)
+	default:
+		return "connection failed"
+	}
 }

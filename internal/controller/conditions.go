@@ -37,13 +37,14 @@ func markDecided(status *loansv1alpha1.LoanApplicationStatus, phase loansv1alpha
 	setCondition(status, loansv1alpha1.ConditionReady, metav1.ConditionTrue, reason, message)
 }
 
-// markFailed records that the bank refused the payload for good. The application is final:
-// the spec is immutable, so the same payload would be refused again.
+// markFailed records that the bank refused the payload for good. The application is final
+// (the spec is immutable, so the same payload would be refused again), so Ready is True, as
+// for every final application, and its reason InvalidPayload says how it ended.
 func markFailed(status *loansv1alpha1.LoanApplicationStatus, bankMessage string) {
 	status.Phase = loansv1alpha1.PhaseFailed
 	status.Message = "the bank refused the application: " + bankMessage
 	setCondition(status, loansv1alpha1.ConditionSubmitted, metav1.ConditionFalse, loansv1alpha1.ReasonInvalidPayload, bankMessage)
-	setCondition(status, loansv1alpha1.ConditionReady, metav1.ConditionFalse, loansv1alpha1.ReasonInvalidPayload, bankMessage)
+	setCondition(status, loansv1alpha1.ConditionReady, metav1.ConditionTrue, loansv1alpha1.ReasonInvalidPayload, bankMessage)
 }
 
 // markBankTrouble records the last error talking to the bank in the condition of the step that

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -77,19 +78,15 @@ type LoanApplicationReconciler struct {
 func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	app := &loansv1alpha1.LoanApplication{}
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
-		r.schedule.forget(req.NamespacedName)
+		if apierrors.IsNotFound(err) {
+			r.schedule.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	original := app.DeepCopy()
-
+	p := &pass{app: app}
 	defer func() {
-		if err := r.patchStatus(ctx, original, app); err != nil {
-			retErr = errors.Join(retErr, err)
-			return
-		}
-		if err := r.syncLabel(ctx, app); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
+		retErr = errors.Join(retErr, r.finish(ctx, original, p))
 	}()
 
 	switch {
@@ -97,10 +94,21 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		r.schedule.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	case app.Status.Phase == "":
-		return r.submit(ctx, app)
+		return r.submit(ctx, p)
 	default:
-		return r.poll(ctx, app)
+		return r.poll(ctx, p)
 	}
+}
+
+// finish writes what the pass changed, in an order that a crash at any point can only leave
+// repairable: the status first, then the Events that announce it, then the label derived from
+// the status. A failed status write records no Event and is retried as a whole.
+func (r *LoanApplicationReconciler) finish(ctx context.Context, original *loansv1alpha1.LoanApplication, p *pass) error {
+	if err := r.patchStatus(ctx, original, p.app); err != nil {
+		return err
+	}
+	p.recordEvents(r.Recorder)
+	return r.syncLabel(ctx, p.app)
 }
 
 // patchStatus writes the status through the status subresource when it differs from what was
