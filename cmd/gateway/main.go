@@ -1,0 +1,150 @@
+/*
+Copyright 2026 The loan-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command loan-gateway serves the REST API through which loan applications enter from outside
+// Kubernetes: it creates LoanApplications and answers reads from its informer cache.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/lendo/loan-operator/internal/gateway"
+)
+
+var setupLog = ctrl.Log.WithName("setup")
+
+// shutdownTimeout is how long requests in flight may take to finish after SIGTERM; it stays
+// under the Deployment's terminationGracePeriodSeconds (10s).
+const shutdownTimeout = 8 * time.Second
+
+// flags are the program's settings; every one has a default that works on a laptop.
+type flags struct {
+	addr           string
+	namespace      string
+	authTokenFile  string
+	requestTimeout time.Duration
+	kubeAPIQPS     float64
+	kubeAPIBurst   int
+}
+
+func parseFlags() (flags, zap.Options) {
+	var f flags
+	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080",
+		"Address of the REST API, /healthz, /readyz, /metrics, /openapi.json and /docs (:8080 in a cluster).")
+	flag.StringVar(&f.namespace, "namespace", "default", "Namespace where the gateway creates LoanApplications and which it reads.")
+	flag.StringVar(&f.authTokenFile, "auth-token-file", "",
+		"File holding a bearer token that every /api/ request must carry (default: no authentication).")
+	flag.DurationVar(&f.requestTimeout, "request-timeout", gateway.DefaultRequestTimeout,
+		"Longest wait for the Kubernetes API server in one request; past it the client gets a 503.")
+	flag.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 5000, "Most requests per second to the Kubernetes API (-1: unlimited).")
+	flag.IntVar(&f.kubeAPIBurst, "kube-api-burst", 10000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	return f, opts
+}
+
+func main() {
+	f, zapOpts := parseFlags()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := run(f); err != nil {
+		setupLog.Error(err, "gateway failed")
+		os.Exit(1)
+	}
+}
+
+func run(f flags) error {
+	token, err := readToken(f.authTokenFile)
+	if err != nil {
+		return err
+	}
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading the Kubernetes client configuration: %w", err)
+	}
+	gw, err := gateway.New(restConfig(cfg, f), gateway.Options{
+		Namespace:      f.namespace,
+		AuthToken:      token,
+		RequestTimeout: f.requestTimeout,
+		Log:            ctrl.Log.WithName("gateway"),
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx := ctrl.SetupSignalHandler()
+	cacheCtx, stopCache := context.WithCancel(context.Background())
+	defer stopCache()
+	cacheDone := make(chan error, 1)
+	go func() { cacheDone <- gw.Start(cacheCtx) }()
+
+	srv := gateway.NewHTTPServer(f.addr, gw.Handler())
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.ListenAndServe() }()
+	setupLog.Info("serving", "addr", f.addr, "namespace", f.namespace, "auth", token != "")
+
+	select {
+	case err := <-serveDone:
+		return fmt.Errorf("serving on %s: %w", f.addr, err)
+	case err := <-cacheDone:
+		return fmt.Errorf("informer cache stopped: %w", err)
+	case <-ctx.Done():
+	}
+	// Graceful: stop accepting, let the requests in flight finish, then stop the cache they read.
+	setupLog.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	return nil
+}
+
+// restConfig applies the client-side rate limit, high enough not to cap thousands of creates per
+// second; the request timeout is applied per request by the gateway.
+func restConfig(cfg *rest.Config, f flags) *rest.Config {
+	cfg.QPS = float32(f.kubeAPIQPS)
+	cfg.Burst = f.kubeAPIBurst
+	return cfg
+}
+
+// readToken reads the bearer token from path ("" means no authentication). The token itself is
+// never logged.
+func readToken(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading --auth-token-file: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if token == "" {
+		return "", fmt.Errorf("--auth-token-file %s is empty", path)
+	}
+	return token, nil
+}

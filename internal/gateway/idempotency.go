@@ -1,0 +1,73 @@
+package gateway
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+const (
+	// idempotencyHeader makes a POST safe to retry: the same key answers the same application.
+	idempotencyHeader = "Idempotency-Key"
+	// maxIdempotencyKeyLength bounds the key; a UUID is 36 characters.
+	maxIdempotencyKeyLength = 255
+	// requestHashAnnotation holds a hash of the names an application was created with, so that a
+	// retry under the same Idempotency-Key with a different body is told apart (409).
+	requestHashAnnotation = "gateway.loans.lendo.se/request-sha256"
+	// namePrefix starts every name the gateway makes, so that a name is readable as an id in URLs.
+	namePrefix = "app-"
+	// nameIDLength is the length of the random or derived part: 16 base32 characters, 80 bits,
+	// so that neither random names nor hashed keys collide in practice.
+	nameIDLength = 16
+)
+
+// lowerBase32 encodes bytes to lower-case letters and digits 2-7: valid in a DNS-1123 name.
+var lowerBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// randomName is the name of an application created without an Idempotency-Key.
+func randomName() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return namePrefix + lowerBase32.EncodeToString(b[:])[:nameIDLength]
+}
+
+// nameForKey is the name of the application created under an Idempotency-Key. Deriving it from
+// the key (instead of remembering keys somewhere) makes the API server itself refuse a second
+// object for the same key, across gateway restarts and replicas, with no store of our own.
+func nameForKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return namePrefix + lowerBase32.EncodeToString(sum[:])[:nameIDLength]
+}
+
+// requestHash identifies the body of a create: the names, length-prefixed so that no two
+// different pairs of names hash alike.
+func requestHash(n names) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s%d:%s", len(n.first), n.first, len(n.last), n.last))
+	return hex.EncodeToString(sum[:])
+}
+
+// idempotencyKey reads the optional Idempotency-Key header: absent is "", present it must be 1
+// to 255 printable ASCII characters.
+func idempotencyKey(r *http.Request) (string, *problem) {
+	values := r.Header.Values(idempotencyHeader)
+	switch {
+	case len(values) == 0:
+		return "", nil
+	case len(values) > 1:
+		return "", newProblem(http.StatusBadRequest, "send at most one Idempotency-Key header")
+	}
+	key := strings.TrimSpace(values[0])
+	if key == "" || len(key) > maxIdempotencyKeyLength || strings.IndexFunc(key, notPrintableASCII) >= 0 {
+		return "", newProblem(http.StatusBadRequest, fmt.Sprintf(
+			"the Idempotency-Key header must be 1 to %d printable ASCII characters, such as a UUID", maxIdempotencyKeyLength))
+	}
+	return key, nil
+}
+
+func notPrintableASCII(r rune) bool {
+	return r < 0x20 || r > 0x7e
+}
