@@ -206,6 +206,13 @@ func (w *writeCounter) add(m map[string]int, name string) {
 	m[name]++
 }
 
+// injectedFailure reports whether a status write of the named application was made to fail.
+func (w *writeCounter) injectedFailure(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failed[name]
+}
+
 // writes returns the status and label writes that reached the API server for one application.
 func (w *writeCounter) writes(name string) (status, label int) {
 	w.mu.Lock()

@@ -1,0 +1,310 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+	"github.com/lendo/loan-operator/internal/banksim"
+)
+
+// These specs run whole managers, as cmd/controller does, against a simulator that decides in
+// 200–800ms, so that every path runs end to end in about a second.
+var _ = Describe("The controller in a manager", func() {
+	const finalWithin = 30 * time.Second
+	var (
+		ctx context.Context
+		ns  string
+		tb  *testBank
+	)
+	quickBank := banksim.Config{MinDelay: 200 * time.Millisecond, MaxDelay: 800 * time.Millisecond}
+
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	// expectOneApplicationEach checks the bank's own record: every application created exactly
+	// once in its current lifetime.
+	expectOneApplicationEach := func(apps []*loansv1alpha1.LoanApplication) {
+		GinkgoHelper()
+		stats := tb.simulator().Stats()
+		Expect(stats.ApplicationsCreated).To(BeEquivalentTo(len(apps)))
+		Expect(stats.Submissions).To(HaveLen(len(apps)))
+		for _, app := range apps {
+			Expect(stats.Submissions).To(HaveKeyWithValue(string(app.UID), BeEquivalentTo(1)), app.Name)
+		}
+	}
+
+	It("takes applications to Approved and Rejected: status, conditions, label, Events, timestamps, and 3 or 4 API writes", func() {
+		tb = startBank(quickBank)
+		writes := newWriteCounter()
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming, writes: writes})
+		labelled := createApplications(ctx, ns, "gateway", 10, true)
+		unlabelled := createApplications(ctx, ns, "kubectl", 10, false)
+		apps := append(labelled, unlabelled...)
+		eventuallyAllFinal(ctx, apps, finalWithin)
+
+		decisions := tb.simulator().Stats().Decisions
+		outcomes := map[loansv1alpha1.Phase]int{}
+		for _, app := range apps {
+			got := fetch(Default, ctx, app)
+			phase := got.Status.Phase
+			outcomes[phase]++
+			decision := decisions[string(app.UID)]
+			Expect(phase).To(Equal(map[string]loansv1alpha1.Phase{
+				"completed": loansv1alpha1.PhaseApproved, "rejected": loansv1alpha1.PhaseRejected}[decision.Status]), app.Name)
+			Expect(got.Labels).To(HaveKeyWithValue(loansv1alpha1.LabelStatus, phase.LabelValue()))
+			Expect(got.Status.BankApplicationID).To(Equal(string(app.UID)))
+			Expect(got.Status.BankJobID).NotTo(BeEmpty())
+			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+			// The API server keeps seconds: compare with a second's tolerance.
+			Expect(got.Status.SubmittedAt.Time).To(BeTemporally("~", decision.CreatedAt, time.Second))
+			Expect(got.Status.DecidedAt.Time).To(BeTemporally("~", decision.DecidedAt, time.Second))
+			Expect(got.Status.DecidedAt.Before(got.Status.SubmittedAt)).To(BeFalse())
+			expectCondition(got, loansv1alpha1.ConditionSubmitted, metav1.ConditionTrue, loansv1alpha1.ReasonSubmitted)
+			expectCondition(got, loansv1alpha1.ConditionReady, metav1.ConditionTrue, string(phase))
+		}
+		Expect(outcomes).To(HaveLen(2), "20 applications, all decided alike: %v", outcomes)
+		expectOneApplicationEach(apps)
+
+		By("recording one Event per transition")
+		for _, app := range apps {
+			phase := fetch(Default, ctx, app).Status.Phase
+			Eventually(func(g Gomega) {
+				g.Expect(occurrences(g, ctx, ns, app.Name)).To(Equal(map[string]int32{
+					loansv1alpha1.ReasonSubmitted: 1, string(phase): 1}))
+			}).WithTimeout(10 * time.Second).Should(Succeed())
+		}
+
+		By("writing status at submission and at decision, and the label at decision (and at creation without one)")
+		for _, app := range labelled {
+			status, label := writes.writes(app.Name)
+			Expect([]int{status, label}).To(Equal([]int{2, 1}), app.Name)
+		}
+		for _, app := range unlabelled {
+			status, label := writes.writes(app.Name)
+			Expect([]int{status, label}).To(Equal([]int{2, 2}), app.Name)
+		}
+	})
+
+	It("submits each application exactly once when a manager is stopped mid-flight and a new one takes over", func() {
+		// Each answer of the bank comes 300ms after it acted: stopping the manager while
+		// submissions are in flight leaves applications the bank created and the status never
+		// recorded, the crash window the UID as bank id is there to close.
+		bankCfg := quickBank
+		bankCfg.Faults = banksim.Faults{Latency: banksim.Duration(300 * time.Millisecond)}
+		tb = startBank(bankCfg)
+		apps := createApplications(ctx, ns, "restart", 40, true)
+		first := startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		Eventually(func(g Gomega) {
+			g.Expect(countPhase(g, ctx, apps, loansv1alpha1.PhasePending)).To(BeNumerically(">=", 1))
+		}).WithTimeout(finalWithin).Should(Succeed())
+		first.stop()
+
+		unrecorded := 0
+		for _, app := range apps {
+			if fetch(Default, ctx, app).Status.Phase == "" {
+				unrecorded++
+			}
+		}
+		Expect(unrecorded).To(BeNumerically(">", 0), "the manager was stopped too late to test anything")
+
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		eventuallyAllFinal(ctx, apps, finalWithin)
+		expectOneApplicationEach(apps)
+		Expect(tb.simulator().Stats().DuplicatesRefused).To(BeNumerically(">", 0),
+			"no submission was cut between the bank's answer and the status write")
+	})
+
+	It("submits each application exactly once when the status write after a submission fails", func() {
+		tb = startBank(quickBank)
+		writes := newWriteCounter()
+		writes.failFirstSubmit = true
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming, writes: writes})
+		apps := createApplications(ctx, ns, "lost-write", 5, true)
+		eventuallyAllFinal(ctx, apps, finalWithin)
+
+		expectOneApplicationEach(apps)
+		Expect(tb.simulator().Stats().DuplicatesRefused).To(BeEquivalentTo(len(apps)),
+			"each retry after the lost write should meet the bank's \"already used\" once")
+		for _, app := range apps {
+			Expect(writes.injectedFailure(app.Name)).To(BeTrue(), app.Name)
+			Eventually(func(g Gomega) {
+				g.Expect(occurrences(g, ctx, ns, app.Name)).To(HaveKeyWithValue(loansv1alpha1.ReasonSubmitted, BeEquivalentTo(1)))
+			}).WithTimeout(10 * time.Second).Should(Succeed())
+		}
+	})
+
+	It("rides out 5xx, timeouts and dropped connections, records the trouble without a write per retry, and ends final", func() {
+		bankCfg := banksim.Config{MinDelay: time.Second, MaxDelay: 1500 * time.Millisecond,
+			Faults: banksim.Faults{FailRate: 1}}
+		tb = startBank(bankCfg)
+		writes := newWriteCounter()
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming, writes: writes,
+			bankTimeout: 150 * time.Millisecond})
+		apps := createApplications(ctx, ns, "flaky", 10, true)
+
+		By("recording 5xx in the Submitted condition once, however many retries")
+		Eventually(func(g Gomega) {
+			for _, app := range apps {
+				expectTrouble(g, fetch(g, ctx, app), loansv1alpha1.ConditionSubmitted, "HTTP 5xx")
+			}
+			g.Expect(tb.simulator().Stats().FaultsInjected.Failures).To(BeNumerically(">=", 5*len(apps)))
+		}).WithTimeout(finalWithin).Should(Succeed())
+		for _, app := range apps {
+			status, _ := writes.writes(app.Name)
+			Expect(status).To(Equal(1), "%s: status writes during the outage", app.Name)
+		}
+
+		By("recording timeouts the same way")
+		tb.simulator().SetFaults(banksim.Faults{Latency: banksim.Duration(time.Second)})
+		Eventually(func(g Gomega) {
+			for _, app := range apps {
+				expectTrouble(g, fetch(g, ctx, app), loansv1alpha1.ConditionSubmitted, "timeout")
+			}
+		}).WithTimeout(finalWithin).Should(Succeed())
+
+		By("submitting once the bank is back, then polling through errors and dropped connections")
+		tb.simulator().SetFaults(banksim.Faults{})
+		Eventually(func(g Gomega) {
+			g.Expect(countPhase(g, ctx, apps, loansv1alpha1.PhasePending)).To(Equal(len(apps)))
+		}).WithTimeout(finalWithin).Should(Succeed())
+		tb.simulator().SetFaults(banksim.Faults{FailRate: 0.5, DropRate: 0.2})
+		time.Sleep(time.Second) // an outage of a second, on the bank's side: nothing to wait for here
+		tb.simulator().SetFaults(banksim.Faults{})
+		eventuallyAllFinal(ctx, apps, finalWithin)
+		// The timeouts came after the bank had acted: it created each application then, and
+		// every later submission met "already used".
+		expectOneApplicationEach(apps)
+		Expect(tb.simulator().Stats().DuplicatesRefused).To(BeNumerically(">=", len(apps)))
+	})
+
+	It("submits pending applications again, under the same ids, after the bank restarts and forgets them", func() {
+		tb = startBank(banksim.Config{MinDelay: 3 * time.Second, MaxDelay: 4 * time.Second})
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		apps := createApplications(ctx, ns, "forgotten", 10, true)
+		Eventually(func(g Gomega) {
+			g.Expect(countPhase(g, ctx, apps, loansv1alpha1.PhasePending)).To(Equal(len(apps)))
+		}).WithTimeout(finalWithin).Should(Succeed())
+		resubmissions := testutil.ToFloat64(resubmissionsTotal)
+
+		tb.restart()
+		eventuallyAllFinal(ctx, apps, finalWithin)
+		expectOneApplicationEach(apps) // in the new lifetime of the bank
+		Expect(testutil.ToFloat64(resubmissionsTotal) - resubmissions).To(BeEquivalentTo(len(apps)))
+		for _, app := range apps {
+			got := fetch(Default, ctx, app)
+			expectCondition(got, loansv1alpha1.ConditionSubmitted, metav1.ConditionTrue, loansv1alpha1.ReasonResubmitted)
+			Eventually(func(g Gomega) {
+				g.Expect(occurrences(g, ctx, ns, app.Name)).To(Equal(map[string]int32{
+					loansv1alpha1.ReasonSubmitted: 1, "BankForgot": 1, loansv1alpha1.ReasonResubmitted: 1,
+					string(got.Status.Phase): 1}))
+			}).WithTimeout(10 * time.Second).Should(Succeed())
+		}
+	})
+
+	It("fails an application whose payload the bank refuses, and calls the bank about it no more", func() {
+		tb = startBank(quickBank)
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		refused := createApplication(ctx, ns, "refused", "Ada", refusedLastName, false)
+		accepted := createApplication(ctx, ns, "accepted", "Ada", "Lovelace", false)
+		eventuallyAllFinal(ctx, []*loansv1alpha1.LoanApplication{refused, accepted}, finalWithin)
+
+		got := fetch(Default, ctx, refused)
+		Expect(got.Status.Phase).To(Equal(loansv1alpha1.PhaseFailed))
+		expectCondition(got, loansv1alpha1.ConditionReady, metav1.ConditionTrue, loansv1alpha1.ReasonInvalidPayload)
+		Expect(meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady).Message).
+			To(Equal("HTTP 400: the request payload is not valid."))
+		Expect(fetch(Default, ctx, accepted).Status.Phase).NotTo(Equal(loansv1alpha1.PhaseFailed))
+		Eventually(func(g Gomega) {
+			g.Expect(occurrences(g, ctx, ns, refused.Name)).To(Equal(map[string]int32{loansv1alpha1.ReasonInvalidPayload: 1}))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+		Consistently(func(g Gomega) {
+			submits, polls := tb.calls(string(refused.UID))
+			g.Expect([]int{submits, polls}).To(Equal([]int{1, 0}))
+		}).WithTimeout(time.Second).Should(Succeed())
+	})
+
+	It("puts back a hand-edited label, and makes no bank call for a final application", func() {
+		tb = startBank(banksim.Config{MinDelay: 1500 * time.Millisecond, MaxDelay: 2 * time.Second})
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		app := createApplication(ctx, ns, "edited", "Ada", "Lovelace", true)
+
+		By("while pending")
+		Eventually(func(g Gomega) {
+			g.Expect(fetch(g, ctx, app).Status.Phase).To(Equal(loansv1alpha1.PhasePending))
+		}).WithTimeout(finalWithin).Should(Succeed())
+		setLabel(ctx, app, loansv1alpha1.LabelApproved)
+		expectLabelPutBack(ctx, app, loansv1alpha1.LabelPending)
+
+		By("once final, edited and removed")
+		eventuallyAllFinal(ctx, []*loansv1alpha1.LoanApplication{app}, finalWithin)
+		want := fetch(Default, ctx, app).Status.Phase.LabelValue()
+		before := tb.simulator().Stats()
+		for _, value := range []string{loansv1alpha1.LabelPending, "not-a-status", ""} {
+			setLabel(ctx, app, value)
+			expectLabelPutBack(ctx, app, want)
+		}
+		Consistently(func(g Gomega) {
+			after := tb.simulator().Stats()
+			g.Expect(after.JobPolls).To(Equal(before.JobPolls))
+			g.Expect(after.ApplicationsCreated + after.DuplicatesRefused).To(Equal(before.ApplicationsCreated + before.DuplicatesRefused))
+		}).WithTimeout(time.Second).Should(Succeed())
+	})
+})
+
+func expectCondition(app *loansv1alpha1.LoanApplication, conditionType string, status metav1.ConditionStatus, reason string) {
+	GinkgoHelper()
+	c := meta.FindStatusCondition(app.Status.Conditions, conditionType)
+	Expect(c).NotTo(BeNil(), "%s has no %s condition", app.Name, conditionType)
+	Expect(c.Status).To(Equal(status), "%s: %s", app.Name, conditionType)
+	Expect(c.Reason).To(Equal(reason), "%s: %s", app.Name, conditionType)
+}
+
+// expectTrouble checks that a condition reports a transient bank error of the given kind.
+func expectTrouble(g Gomega, app *loansv1alpha1.LoanApplication, conditionType, kind string) {
+	c := meta.FindStatusCondition(app.Status.Conditions, conditionType)
+	g.Expect(c).NotTo(BeNil(), "%s has no %s condition", app.Name, conditionType)
+	g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(c.Reason).To(Equal(loansv1alpha1.ReasonBankUnavailable))
+	g.Expect(c.Message).To(ContainSubstring(kind))
+}
+
+// countPhase counts the applications in a phase.
+func countPhase(g Gomega, ctx context.Context, apps []*loansv1alpha1.LoanApplication, phase loansv1alpha1.Phase) int {
+	n := 0
+	for _, app := range apps {
+		if fetch(g, ctx, app).Status.Phase == phase {
+			n++
+		}
+	}
+	return n
+}
+
+// setLabel edits the status label by hand, as a person with kubectl would ("" removes it).
+func setLabel(ctx context.Context, app *loansv1alpha1.LoanApplication, value string) {
+	GinkgoHelper()
+	got := fetch(Default, ctx, app)
+	patch := client.MergeFrom(got.DeepCopy())
+	if value == "" {
+		delete(got.Labels, loansv1alpha1.LabelStatus)
+	} else {
+		got.Labels[loansv1alpha1.LabelStatus] = value
+	}
+	Expect(env.Client.Patch(ctx, got, patch)).To(Succeed())
+}
+
+func expectLabelPutBack(ctx context.Context, app *loansv1alpha1.LoanApplication, want string) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		g.Expect(fetch(g, ctx, app).Labels).To(HaveKeyWithValue(loansv1alpha1.LabelStatus, want))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
