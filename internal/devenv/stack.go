@@ -105,6 +105,12 @@ func (s *Stack) Kubectl(ctx context.Context, input string, args ...string) (stdo
 	return kubectl(ctx, s.opts.Kubectl, s.KubeconfigPath, input, args...)
 }
 
+// KubectlWith runs kubectl like Kubectl, with another kubeconfig (ControllerKubeconfig or
+// GatewayKubeconfig, to act as that program does).
+func (s *Stack) KubectlWith(ctx context.Context, kubeconfig, input string, args ...string) (stdout, stderr string, err error) {
+	return kubectl(ctx, s.opts.Kubectl, kubeconfig, input, args...)
+}
+
 func (s *Stack) logf(format string, args ...any) {
 	_, _ = fmt.Fprintf(s.opts.Log, format+"\n", args...)
 }
