@@ -1,0 +1,136 @@
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+	"github.com/lendo/loan-operator/internal/devenv"
+)
+
+// appNamespace is where the gateway creates applications and where the tests create theirs.
+const appNamespace = "default"
+
+// created is what a test sent in: the names of the applications, and through which door.
+type created struct {
+	mu                    sync.Mutex
+	names                 []string
+	viaGateway, viaAPI    int
+	firstErr              error
+	gatewayURL, apiPrefix string
+	stack                 *devenv.Stack
+	inFlight              chan struct{}
+}
+
+// createApplications sends n applications, one every `every` (so that they are in flight while
+// a fault strikes), alternately through the gateway's REST API and straight to the API server
+// (as kubectl or another program would: without the status label), at most 16 at a time. It
+// returns once all are answered or ctx ends; an application that could not be created is an
+// error, since the tests inject faults only where creating must still work.
+func createApplications(ctx context.Context, stack *devenv.Stack, prefix string, n int, every time.Duration) (*created, error) {
+	c := &created{stack: stack, gatewayURL: stack.GatewayURL, apiPrefix: prefix, inFlight: make(chan struct{}, 16)}
+	var wg sync.WaitGroup
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for i := range n {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return c, errors.Join(ctx.Err(), c.firstErr)
+		case c.inFlight <- struct{}{}:
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-c.inFlight }()
+			c.createOne(ctx, i)
+		}()
+		if i < n-1 {
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
+			}
+		}
+	}
+	wg.Wait()
+	return c, c.firstErr
+}
+
+func (c *created) createOne(ctx context.Context, i int) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var name string
+	var err error
+	viaGateway := i%2 == 0
+	if viaGateway {
+		name, err = createThroughGateway(ctx, c.gatewayURL, "Fault", fmt.Sprintf("%s %d", c.apiPrefix, i))
+	} else {
+		name = fmt.Sprintf("%s-%03d", c.apiPrefix, i)
+		err = c.stack.Client.Create(ctx, &loansv1alpha1.LoanApplication{
+			ObjectMeta: metav1.ObjectMeta{Namespace: appNamespace, Name: name},
+			Spec:       loansv1alpha1.LoanApplicationSpec{FirstName: "Fault", LastName: fmt.Sprintf("%s %d", c.apiPrefix, i)},
+		})
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		if c.firstErr == nil {
+			c.firstErr = fmt.Errorf("application %d: %w", i, err)
+		}
+		return
+	}
+	c.names = append(c.names, name)
+	if viaGateway {
+		c.viaGateway++
+	} else {
+		c.viaAPI++
+	}
+}
+
+// gatewayView is the part of the gateway's JSON view of an application the tests read.
+type gatewayView struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// createThroughGateway POSTs one application and returns its id (the resource's name).
+func createThroughGateway(ctx context.Context, gatewayURL, first, last string) (string, error) {
+	body, err := json.Marshal(map[string]string{"first_name": first, "last_name": last})
+	if err != nil {
+		return "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gatewayURL+"/api/v1/applications", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("POST /api/v1/applications: %s %s", resp.Status, data)
+	}
+	var view gatewayView
+	if err := json.Unmarshal(data, &view); err != nil {
+		return "", err
+	}
+	if view.ID == "" {
+		return "", fmt.Errorf("POST /api/v1/applications answered no id: %s", data)
+	}
+	return view.ID, nil
+}
