@@ -25,75 +25,36 @@ const (
 	finalWithin         = 3 * time.Minute
 )
 
-// The fault tests that need one controller share one running system: starting a control plane
-// costs seconds on two cores. Each test starts from a new lifetime of the bank and restores
-// whatever it broke, so that they do not depend on each other's order.
-var _ = Describe("Faults on one running system", Ordered, ContinueOnFailure, func() {
-	var (
-		stack  *devenv.Stack
-		bank   bankAdmin
-		before []string
-		start  time.Time
-	)
-
-	BeforeAll(func(ctx SpecContext) {
-		stack = startStack(ctx, "system", nil)
-		bank = bankAdmin{url: stack.BankURL}
-	})
-
-	BeforeEach(func(ctx SpecContext) {
-		ensureRunning(ctx, stack)
-		bank.setFaults(ctx, banksim.Faults{})
-		bank.reset(ctx)
-		before = namesIn(ctx, stack)
-		start = time.Now()
-		DeferCleanup(func(ctx SpecContext) {
-			expectNoUnexpectedExit(stack)
-			ensureRunning(ctx, stack)
-			bank.setFaults(ctx, banksim.Faults{})
-		})
-	})
-
+// faultSpecs are the fault tests on the shared system: the invariant after each fault.
+func faultSpecs(sys *system) {
 	// sendInBackground creates the test's applications while the test injects its fault.
 	sendInBackground := func(ctx context.Context, prefix string, every time.Duration) <-chan *created {
 		done := make(chan *created, 1)
 		go func() {
 			defer GinkgoRecover()
-			c, err := createApplications(ctx, stack, prefix, applicationsPerTest, every)
+			c, err := createApplications(ctx, sys.stack, prefix, applicationsPerTest, every)
 			Expect(err).NotTo(HaveOccurred())
 			done <- c
 		}()
 		return done
 	}
 
-	// record checks the invariant and adds the test's line to the summary.
-	record := func(ctx context.Context, test string, c *created, earlier []banksim.Stats, faults int, what string,
-		figures map[string]string) invariantCounts {
-		GinkgoHelper()
-		counts := checkInvariant(ctx, stack, bank, before, c.names, earlier, finalWithin)
-		summary.add(testOutcome{
-			Test: test, invariantCounts: counts, ViaGateway: c.viaGateway, ViaAPI: c.viaAPI,
-			FaultsInjected: faults, Faults: what, Figures: figures, Seconds: time.Since(start).Seconds(),
-		})
-		return counts
-	}
-
 	It("loses and duplicates nothing when the controller is killed with SIGKILL at random moments", func(ctx SpecContext) {
 		rng := rand.New(rand.NewPCG(uint64(GinkgoRandomSeed()), 1))
 		load := sendInBackground(ctx, "kill", 50*time.Millisecond)
-		controller := stack.Controllers[0]
+		controller := sys.stack.Controllers[0]
 		var inFlight []string
 		const kills = 5
 		for range kills {
 			pause := 500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond)))
 			time.Sleep(pause)
-			inFlight = append(inFlight, strconv.Itoa(countNotFinal(ctx, stack, before)))
+			inFlight = append(inFlight, strconv.Itoa(countNotFinal(ctx, sys.stack, sys.before)))
 			By(fmt.Sprintf("SIGKILL to the controller after %s, restart", pause.Round(time.Millisecond)))
 			Expect(controller.Kill()).To(Succeed())
 			Expect(controller.Start(ctx)).To(Succeed())
 		}
 		c := <-load
-		counts := record(ctx, "controller SIGKILL x5", c, nil, kills, "SIGKILL of the controller, then restart",
+		counts := sys.record(ctx, "controller SIGKILL x5", c, nil, kills, "SIGKILL of the controller, then restart",
 			map[string]string{"not final at each kill": strings.Join(inFlight, ",")})
 		Expect(counts.Applications).To(Equal(applicationsPerTest))
 	})
@@ -113,19 +74,19 @@ var _ = Describe("Faults on one running system", Ordered, ContinueOnFailure, fun
 				4 * time.Second},
 		} {
 			By("the bank now: " + phase.what)
-			bank.setFaults(ctx, phase.faults)
+			sys.bank.setFaults(ctx, phase.faults)
 			time.Sleep(phase.lasts)
 		}
 		By("the bank recovers")
-		bank.setFaults(ctx, banksim.Faults{})
+		sys.bank.setFaults(ctx, banksim.Faults{})
 		c := <-load
-		st := bank.stats(ctx)
+		st := sys.bank.stats(ctx)
 		// Every kind of fault struck: the test did inject what it claims.
 		Expect(st.FaultsInjected.Failures).To(BeNumerically(">", 0))
 		Expect(st.FaultsInjected.Throttled).To(BeNumerically(">", 0))
 		Expect(st.FaultsInjected.Drops).To(BeNumerically(">", 0))
 		Expect(st.FaultsInjected.Delayed).To(BeNumerically(">", 0))
-		record(ctx, "bank 5xx, latency, 429, drops", c, nil, faultCount(st), describeFaults(st), nil)
+		sys.record(ctx, "bank 5xx, latency, 429, drops", c, nil, faultCount(st), describeFaults(st), nil)
 	})
 
 	It("submits pending applications again after the bank restarts and forgets, and every one ends final", func(ctx SpecContext) {
@@ -133,23 +94,23 @@ var _ = Describe("Faults on one running system", Ordered, ContinueOnFailure, fun
 		time.Sleep(3 * time.Second)
 
 		By("freezing the bank (every call 503) so that no decision escapes after its last stats are read")
-		bank.setFaults(ctx, banksim.Faults{FailRate: 1})
+		sys.bank.setFaults(ctx, banksim.Faults{FailRate: 1})
 		time.Sleep(300 * time.Millisecond)
-		firstLife := bank.stats(ctx)
-		finalAtRestart := finalUIDs(ctx, stack)
+		firstLife := sys.bank.stats(ctx)
+		finalAtRestart := finalUIDs(ctx, sys.stack, sys.before)
 		By("SIGKILL to the bank, and a new one after a second")
-		Expect(stack.Bank.Kill()).To(Succeed())
+		Expect(sys.stack.Bank.Kill()).To(Succeed())
 		time.Sleep(time.Second)
-		Expect(stack.Bank.Start(ctx)).To(Succeed())
+		Expect(sys.stack.Bank.Start(ctx)).To(Succeed())
 
 		c := <-load
-		counts := record(ctx, "bank restart (amnesia)", c, []banksim.Stats{firstLife}, 1, "SIGKILL of the bank, restarted empty",
+		counts := sys.record(ctx, "bank restart (amnesia)", c, []banksim.Stats{firstLife}, 1, "SIGKILL of the bank, restarted empty",
 			map[string]string{
 				"accepted before the restart": strconv.Itoa(len(firstLife.Submissions)),
 				"final before the restart":    strconv.Itoa(len(finalAtRestart)),
 			})
 		Expect(counts.Resubmitted).To(BeNumerically(">", 0), "no application was pending at the restart: the test proved nothing")
-		secondLife := bank.stats(ctx)
+		secondLife := sys.bank.stats(ctx)
 		for uid := range secondLife.Submissions {
 			Expect(finalAtRestart).NotTo(HaveKey(uid), "an application final before the restart was submitted again")
 		}
@@ -157,23 +118,23 @@ var _ = Describe("Faults on one running system", Ordered, ContinueOnFailure, fun
 	})
 
 	It("recovers by itself when kube-apiserver restarts; meanwhile the gateway answers 503 at once", func(ctx SpecContext) {
-		c, err := createApplications(ctx, stack, "apiserver", applicationsPerTest, 10*time.Millisecond)
+		c, err := createApplications(ctx, sys.stack, "apiserver", applicationsPerTest, 10*time.Millisecond)
 		Expect(err).NotTo(HaveOccurred())
 
 		By("SIGKILL to kube-apiserver while the applications are in flight (etcd keeps running)")
-		notFinal := countNotFinal(ctx, stack, before)
-		Expect(stack.APIServer.Kill()).To(Succeed())
-		outage := probeGatewayDuringOutage(ctx, stack.GatewayURL, 5*time.Second)
+		notFinal := countNotFinal(ctx, sys.stack, sys.before)
+		Expect(sys.stack.APIServer.Kill()).To(Succeed())
+		outage := probeGatewayDuringOutage(ctx, sys.stack.GatewayURL, 5*time.Second)
 		By("restarting kube-apiserver")
-		Expect(stack.APIServer.Start(ctx)).To(Succeed())
+		Expect(sys.stack.APIServer.Start(ctx)).To(Succeed())
 
 		Eventually(func(g Gomega) {
-			code, body := get(ctx, stack.GatewayURL+"/readyz")
+			code, body := get(ctx, sys.stack.GatewayURL+"/readyz")
 			g.Expect(code).To(Equal(http.StatusOK), body)
 		}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
 		By("creating through the gateway again once it is back")
 		Eventually(func(g Gomega) {
-			id, err := createThroughGateway(ctx, stack.GatewayURL, "Back", "Again")
+			id, err := createThroughGateway(ctx, sys.stack.GatewayURL, "Back", "Again")
 			g.Expect(err).NotTo(HaveOccurred())
 			c.names = append(c.names, id)
 			c.viaGateway++
@@ -181,11 +142,11 @@ var _ = Describe("Faults on one running system", Ordered, ContinueOnFailure, fun
 
 		figures := outage.figures()
 		figures["not final at the kill"] = strconv.Itoa(notFinal)
-		record(ctx, "kube-apiserver restart", c, nil, 1, "SIGKILL of kube-apiserver for 5s, restarted on the same etcd", figures)
+		sys.record(ctx, "kube-apiserver restart", c, nil, 1, "SIGKILL of kube-apiserver for 5s, restarted on the same etcd", figures)
 		Expect(notFinal).To(BeNumerically(">", 0), "nothing was in flight at the kill: the test proved nothing")
 		outage.expectQuick()
 	})
-})
+}
 
 // countNotFinal counts the applications (other than those in before) not final yet.
 func countNotFinal(ctx context.Context, stack *devenv.Stack, before []string) int {
@@ -201,14 +162,15 @@ func countNotFinal(ctx context.Context, stack *devenv.Stack, before []string) in
 	return n
 }
 
-// finalUIDs are the uids of the applications final now, with their phase.
-func finalUIDs(ctx context.Context, stack *devenv.Stack) map[string]loansv1alpha1.Phase {
+// finalUIDs are the uids of the applications (other than those in before) final now, with
+// their phase.
+func finalUIDs(ctx context.Context, stack *devenv.Stack, before []string) map[string]loansv1alpha1.Phase {
 	GinkgoHelper()
 	var list loansv1alpha1.LoanApplicationList
 	Expect(stack.Client.List(ctx, &list, client.InNamespace(appNamespace))).To(Succeed())
 	out := map[string]loansv1alpha1.Phase{}
 	for _, app := range list.Items {
-		if app.Status.Phase.IsFinal() {
+		if app.Status.Phase.IsFinal() && !containsString(before, app.Name) {
 			out[string(app.UID)] = app.Status.Phase
 		}
 	}

@@ -104,33 +104,43 @@ type gatewayView struct {
 
 // createThroughGateway POSTs one application and returns its id (the resource's name).
 func createThroughGateway(ctx context.Context, gatewayURL, first, last string) (string, error) {
-	body, err := json.Marshal(map[string]string{"first_name": first, "last_name": last})
+	code, view, body, err := postApplication(ctx, httpClient, gatewayURL, first, last)
 	if err != nil {
 		return "", err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gatewayURL+"/api/v1/applications", bytes.NewReader(body))
+	if code != http.StatusCreated {
+		return "", fmt.Errorf("POST /api/v1/applications: %d %s", code, body)
+	}
+	return view.ID, nil
+}
+
+// postApplication POSTs one application with httpc: the status code, the application when it
+// was created, and the body otherwise.
+func postApplication(ctx context.Context, httpc *http.Client, gatewayURL, first, last string) (int, gatewayView, string, error) {
+	var view gatewayView
+	payload, err := json.Marshal(map[string]string{"first_name": first, "last_name": last})
 	if err != nil {
-		return "", err
+		return 0, view, "", err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gatewayURL+"/api/v1/applications", bytes.NewReader(payload))
+	if err != nil {
+		return 0, view, "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
+	resp, err := httpc.Do(req)
 	if err != nil {
-		return "", err
+		return 0, view, "", err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", err
+		return 0, view, "", err
 	}
 	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST /api/v1/applications: %s %s", resp.Status, data)
+		return resp.StatusCode, view, string(data), nil
 	}
-	var view gatewayView
-	if err := json.Unmarshal(data, &view); err != nil {
-		return "", err
+	if err := json.Unmarshal(data, &view); err != nil || view.ID == "" {
+		return 0, view, string(data), fmt.Errorf("POST /api/v1/applications answered no id (%v): %s", err, data)
 	}
-	if view.ID == "" {
-		return "", fmt.Errorf("POST /api/v1/applications answered no id: %s", data)
-	}
-	return view.ID, nil
+	return resp.StatusCode, view, "", nil
 }
