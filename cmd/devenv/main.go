@@ -119,7 +119,7 @@ func printBanner(w io.Writer, stack *devenv.Stack, o devenv.Options) {
 		"  gateway         " + stack.GatewayURL + "   (API docs: " + stack.GatewayURL + "/docs)",
 		"  bank simulator  " + stack.BankURL + "   (assessment " + o.BankMinDelay.String() + " to " + o.BankMaxDelay.String() + ")",
 		"  kube-apiserver  " + stack.APIServerURL,
-		"  controller      metrics " + strings.Join(stack.ControllerMetricsURLs, ", ") + "/metrics",
+		"  controller      metrics " + strings.Join(metricsURLs(stack), ", "),
 		"  kubeconfig      " + kubeconfig,
 		"  logs            " + display(filepath.Join(stack.DevDir(), "logs")),
 		"",
@@ -133,6 +133,15 @@ func printBanner(w io.Writer, stack *devenv.Stack, o devenv.Options) {
 			" (DEV_RESET=1 starts from empty).",
 	}
 	_, _ = fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+// metricsURLs are the controller replicas' metrics endpoints.
+func metricsURLs(stack *devenv.Stack) []string {
+	urls := make([]string, 0, len(stack.ControllerMetricsURLs))
+	for _, u := range stack.ControllerMetricsURLs {
+		urls = append(urls, u+"/metrics")
+	}
+	return urls
 }
 
 // display shows a path relative to the working directory when it is inside it, as a person

@@ -9,6 +9,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/devenv"
@@ -96,13 +98,22 @@ var _ = Describe("The local stack", Ordered, func() {
 
 	It("keeps every application, with its decision, across a stop and a start", func(ctx SpecContext) {
 		Expect(decided).NotTo(BeEmpty(), "the previous spec decided nothing")
+		// Someone changes the installed CRD: the next start must put config/dev's back.
+		_, errOut, err := stack.Kubectl(ctx, "", "patch", "crd", crdName, "--type=json",
+			"-p", `[{"op":"replace","path":"/spec/versions/0/additionalPrinterColumns","value":[]}]`)
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		Expect(printerColumns(ctx, stack)).To(BeZero())
+		apiServerURL, adminKubeconfig := stack.APIServerURL, stack.KubeconfigPath
+
 		Expect(stack.Stop()).To(Succeed())
 		for _, p := range stack.Processes() {
 			Expect(p.Running()).To(BeFalse(), "%s still runs after Stop", p.Name())
 		}
-		var err error
 		stack, err = devenv.Start(ctx, opts)
 		Expect(err).NotTo(HaveOccurred())
+		Expect(stack.APIServerURL).To(Equal(apiServerURL), "the API server moved: kubeconfigs copied elsewhere break")
+		Expect(stack.KubeconfigPath).To(Equal(adminKubeconfig))
+		Expect(printerColumns(ctx, stack)).To(BeNumerically(">", 0), "the CRD was not re-applied")
 
 		again := finalApps(ctx, stack, len(decided), 30*time.Second)
 		for name, before := range decided {
@@ -136,6 +147,17 @@ var _ = Describe("The local stack", Ordered, func() {
 		}).WithContext(ctx).WithTimeout(30 * time.Second).Should(Succeed())
 	}, SpecTimeout(3*time.Minute))
 })
+
+const crdName = "loanapplications.loans.lendo.se"
+
+// printerColumns counts the installed CRD's kubectl columns.
+func printerColumns(ctx context.Context, stack *devenv.Stack) int {
+	GinkgoHelper()
+	var crd apiextensionsv1.CustomResourceDefinition
+	Expect(stack.Client.Get(ctx, client.ObjectKey{Name: crdName}, &crd)).To(Succeed())
+	Expect(crd.Spec.Versions).NotTo(BeEmpty())
+	return len(crd.Spec.Versions[0].AdditionalPrinterColumns)
+}
 
 // expectRights checks `kubectl auth can-i` for each "verb resource" as the kubeconfig's user.
 func expectRights(ctx context.Context, stack *devenv.Stack, kubeconfig string, rights map[string]bool) {
