@@ -60,8 +60,9 @@ vet: ## Run go vet against code.
 envtest-assets: setup-envtest ## Provide kube-apiserver and etcd for the tests in bin/k8s (built once, then reused).
 	@K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh
 
-# Unit and envtest suites: everything but the whole-system tests (test/e2e) and the benchmarks (test/bench).
-TEST_PACKAGES = $$(go list ./... | grep -vE "/test/(e2e|bench)")
+# Unit and envtest suites: everything but the whole-system tests (test/e2e, test/faults) and the
+# benchmarks (test/bench).
+TEST_PACKAGES = $$(go list ./... | grep -vE "/test/(e2e|faults|bench)")
 
 .PHONY: test
 test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtest) against a real kube-apiserver and etcd.
@@ -69,9 +70,10 @@ test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtes
 		go test $(TEST_PACKAGES) -count=1 -coverprofile cover.out
 
 .PHONY: test-e2e
-test-e2e: manifests generate fmt vet setup-envtest build ## Run the fault, hostile-input and end-to-end tests on real processes.
+test-e2e: manifests generate fmt vet setup-envtest build ## Run the end-to-end, fault and hostile-input tests on real processes.
+	# One package at a time: each starts a whole stack of processes on a 2-core machine.
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
-		go test ./test/e2e/... -count=1 -timeout 20m -v
+		go test ./test/e2e/... ./test/faults/... -p 1 -count=1 -timeout 20m -v
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
