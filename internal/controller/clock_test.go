@@ -22,8 +22,9 @@ import (
 
 // These specs call Reconcile by hand, with the real API server and the simulator over HTTP,
 // and one fake clock for both the reconciler and the simulator: the bank decides exactly 10s
-// after a submission, the jitter always draws 0.5 (so every wait is stretched by exactly 10%),
-// and a step of the clock replaces every real wait.
+// after a submission, the jitter always draws 0.5 (so the first poll comes 10% after the
+// bank's minimum assessment time and the next ones exactly one interval apart), and a step of
+// the clock replaces every real wait.
 var _ = Describe("The reconciler on a fake clock", func() {
 	const assessment = 10 * time.Second
 	var (
@@ -83,25 +84,25 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(submits).To(Equal(1))
 		Expect(polls).To(BeZero())
 
-		By("polling every interval plus 10% while the bank assesses, without writing anything")
-		for i, at := range []time.Duration{5500, 7700, 9900} {
+		By("polling every interval while the bank assesses, without writing anything")
+		for i, at := range []time.Duration{5500, 7500, 9500} {
 			fake.SetTime(t0.Add(at * time.Millisecond))
-			Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2200 * time.Millisecond}))
+			Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2 * time.Second}))
 			_, polls = calls(app)
 			Expect(polls).To(Equal(i + 1))
 		}
 		Expect(get(app).ResourceVersion).To(Equal(afterSubmission), "a pending poll wrote to the API server")
 
 		By("deciding on the first poll after the bank's decision")
-		fake.SetTime(t0.Add(12100 * time.Millisecond))
+		fake.SetTime(t0.Add(11500 * time.Millisecond))
 		Expect(mustReconcile(app)).To(Equal(ctrl.Result{}))
 		decision := tb.simulator().Stats().Decisions[string(app.UID)]
 		want := map[string]loansv1alpha1.Phase{"completed": loansv1alpha1.PhaseApproved, "rejected": loansv1alpha1.PhaseRejected}
 		got = get(app)
 		Expect(got.Status.Phase).To(Equal(want[decision.Status]))
 		Expect(got.Labels).To(HaveKeyWithValue(loansv1alpha1.LabelStatus, got.Status.Phase.LabelValue()))
-		Expect(got.Status.DecidedAt.Time).To(BeTemporally("==", t0.Add(12*time.Second)))
-		Expect(got.Status.DecidedAt.Sub(decision.DecidedAt)).To(BeNumerically("<=", 2200*time.Millisecond))
+		Expect(got.Status.DecidedAt.Time).To(BeTemporally("==", t0.Add(11*time.Second)))
+		Expect(got.Status.DecidedAt.Sub(decision.DecidedAt)).To(BeNumerically("<=", 2*time.Second))
 		ready := meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady)
 		Expect(ready.Status).To(Equal(metav1.ConditionTrue))
 		Expect(ready.Reason).To(Equal(string(got.Status.Phase)))
@@ -157,7 +158,7 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		for fake.Since(t0)+result.RequeueAfter < DefaultTiming.NotFoundGrace {
 			fake.Step(result.RequeueAfter)
 			result = mustReconcile(app)
-			Expect(result).To(Equal(ctrl.Result{RequeueAfter: 2200 * time.Millisecond}))
+			Expect(result).To(Equal(ctrl.Result{RequeueAfter: 2 * time.Second}))
 		}
 		Expect(get(app).ResourceVersion).To(Equal(afterSubmission))
 		Expect(tb.simulator().Stats().ApplicationsCreated).To(BeZero())
@@ -188,8 +189,8 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		// with Retry-After: 1000.
 		tb.simulator().SetFaults(banksim.Faults{RateLimit: 0.001})
 		fake.Step(5500 * time.Millisecond)
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2200 * time.Millisecond}))
-		fake.Step(2200 * time.Millisecond)
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2 * time.Second}))
+		fake.Step(2 * time.Second)
 		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 1100 * time.Second}), "Retry-After plus 10%")
 		ready := meta.FindStatusCondition(get(app).Status.Conditions, loansv1alpha1.ConditionReady)
 		Expect(ready.Reason).To(Equal(loansv1alpha1.ReasonThrottled))

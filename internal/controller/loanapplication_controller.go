@@ -66,6 +66,7 @@ type LoanApplicationReconciler struct {
 	Random func() float64
 
 	schedule *pollSchedule
+	written  *writtenVersions
 }
 
 // +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications,verbs=get;list;watch;patch
@@ -80,8 +81,14 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.schedule.forget(req.NamespacedName)
+			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.written.isStale(app) {
+		// The cache has not caught up with our last status write yet: wait for it rather than
+		// act on what that write already changed.
+		return ctrl.Result{RequeueAfter: staleRequeue}, nil
 	}
 	original := app.DeepCopy()
 	p := &pass{app: app}
@@ -107,6 +114,7 @@ func (r *LoanApplicationReconciler) finish(ctx context.Context, original *loansv
 	if err := r.patchStatus(ctx, original, p.app); err != nil {
 		return err
 	}
+	r.written.wrote(p.app, original.ResourceVersion)
 	p.recordEvents(r.Recorder)
 	return r.syncLabel(ctx, p.app)
 }
@@ -184,6 +192,9 @@ func (r *LoanApplicationReconciler) setDefaults() {
 	}
 	if r.schedule == nil {
 		r.schedule = newPollSchedule()
+	}
+	if r.written == nil {
+		r.written = newWrittenVersions()
 	}
 }
 

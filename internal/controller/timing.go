@@ -33,7 +33,7 @@ var DefaultTiming = Timing{
 }
 
 // jitter returns d stretched by a random fraction in [0, t.Jitter): never shorter than d, so
-// that a poll never comes before the bank could have decided.
+// that a first poll never comes before the bank could have decided.
 func (t Timing) jitter(d time.Duration, random func() float64) time.Duration {
 	return d + time.Duration(float64(d)*t.Jitter*random())
 }
@@ -51,9 +51,13 @@ func (t Timing) firstPollDue(now, submittedAt time.Time, random func() float64) 
 	return now.Add(time.Duration(float64(t.PollInterval) * random()))
 }
 
-// nextPollDue is when to poll again after a poll at now found the application still pending.
+// nextPollDue is when to poll again after a poll at now found the application still pending:
+// one poll interval, spread evenly around it by the jitter (2s ± 10% by default). Centred
+// rather than stretched, because this wait bounds how late a decision is noticed: the
+// interval stays the mean, and the worst case is interval × (1 + Jitter/2), not
+// interval × (1 + Jitter).
 func (t Timing) nextPollDue(now time.Time, random func() float64) time.Time {
-	return now.Add(t.jitter(t.PollInterval, random))
+	return now.Add(t.PollInterval + time.Duration(float64(t.PollInterval)*t.Jitter*(random()-0.5)))
 }
 
 // bankForgot reports whether a 404 for an application means the bank lost it (it restarted)

@@ -62,8 +62,9 @@ func TestNextPollDue(t *testing.T) {
 		random float64
 		want   time.Duration
 	}{
-		{"no jitter drawn: exactly the poll interval", testTiming, 0, 2 * time.Second},
-		{"half the jitter: interval + 10%", testTiming, 0.5, 2200 * time.Millisecond},
+		{"the lowest draw: interval - 10%", testTiming, 0, 1800 * time.Millisecond},
+		{"the middle draw: exactly the poll interval", testTiming, 0.5, 2 * time.Second},
+		{"the highest draw: interval + 10%, the latest a decision can be noticed", testTiming, 1, 2200 * time.Millisecond},
 		{"jitter turned off: the draw does not matter", Timing{PollInterval: 2 * time.Second}, 0.9, 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +91,9 @@ func TestJitterSpreadsPolls(t *testing.T) {
 	}
 	if spread := latest.Sub(earliest); spread < 300*time.Millisecond || spread > 400*time.Millisecond {
 		t.Errorf("1000 polls spread over %v, want close to 20%% of 2s (400ms)", spread)
+	}
+	if earliest.Before(now.Add(1800*time.Millisecond)) || latest.After(now.Add(2200*time.Millisecond)) {
+		t.Errorf("polls due from now+%v to now+%v, want within 2s ± 10%%", earliest.Sub(now), latest.Sub(now))
 	}
 }
 
