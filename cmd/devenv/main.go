@@ -104,6 +104,10 @@ func parseOptions(args []string) (devenv.Options, error) {
 	if len(errs) > 0 {
 		return o, errors.Join(errs...)
 	}
+	// devenv.Options reads two zero delays as "the defaults", so an instant bank is asked as 1ms.
+	if o.BankMaxDelay <= 0 {
+		return o, fmt.Errorf("the bank's longest assessment must be above 0, got %s (1ms makes it almost instant)", o.BankMaxDelay)
+	}
 	if o.ControllerReplicas < 1 {
 		return o, fmt.Errorf("controller replicas must be at least 1, got %d", o.ControllerReplicas)
 	}

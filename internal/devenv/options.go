@@ -41,8 +41,8 @@ type Options struct {
 	// Port 0 picks a free port once, kept across restarts of this Stack. Defaults
 	// 127.0.0.1:8080 and 127.0.0.1:8000.
 	GatewayAddr, BankAddr string
-	// BankMinDelay and BankMaxDelay bound the bank's assessment. Defaults 5s and 20s, the real
-	// bank's.
+	// BankMinDelay and BankMaxDelay bound the bank's assessment. Both zero means the real bank's
+	// 5s and 20s; for an almost instant bank, use 0 and 1ms.
 	BankMinDelay, BankMaxDelay time.Duration
 	// EtcdPort and APIServerPort: 0 reuses the port of the previous run on DevDir when it is
 	// free, else picks a free one.
