@@ -55,4 +55,5 @@ var _ = Describe("One running system", Ordered, ContinueOnFailure, func() {
 
 	Describe("under faults", func() { faultSpecs(sys) })
 	Describe("under load", func() { loadSpecs(sys) })
+	Describe("against hostile requests", func() { hostileSpecs(sys) })
 })
