@@ -95,7 +95,8 @@ func parseFlags() (flags, zap.Options) {
 	flag.DurationVar(&f.timing.NotFoundGrace, "not-found-grace", controller.DefaultTiming.NotFoundGrace,
 		"How long after a submission a 404 from the bank is taken for lag; after it, the application is submitted again.")
 	flag.Float64Var(&f.timing.Jitter, "poll-jitter", controller.DefaultTiming.Jitter,
-		"Fraction by which each wait is randomly stretched, so that applications do not poll in lockstep.")
+		"Random spread of the polls, so that applications do not poll in lockstep: the first poll comes up to this fraction "+
+			"later than --first-poll-delay, the next ones within ± half of it around --poll-interval.")
 	flag.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 64,
 		"Applications reconciled at once; reconciles wait on the bank, so this is well above the number of cores.")
 	flag.DurationVar(&f.retryBaseDelay, "retry-base-delay", 500*time.Millisecond, "First retry delay after a transient bank error.")
@@ -108,9 +109,34 @@ func parseFlags() (flags, zap.Options) {
 	return f, opts
 }
 
+// validate refuses settings that would make the controller poll in a tight loop or never.
+func (f flags) validate() error {
+	switch {
+	case f.timing.FirstPollDelay < 0:
+		return errors.New("--first-poll-delay must not be negative")
+	case f.timing.PollInterval <= 0:
+		return errors.New("--poll-interval must be positive")
+	case f.timing.NotFoundGrace < 0:
+		return errors.New("--not-found-grace must not be negative")
+	case f.timing.Jitter < 0 || f.timing.Jitter > 1:
+		return errors.New("--poll-jitter must be within [0, 1]")
+	case f.maxConcurrentReconciles < 1:
+		return errors.New("--max-concurrent-reconciles must be at least 1")
+	case f.retryBaseDelay <= 0 || f.retryMaxDel < f.retryBaseDelay:
+		return errors.New("--retry-base-delay must be positive and at most --retry-max-delay")
+	case f.bankQPS < 0 || f.bankBurst < 0:
+		return errors.New("--bank-qps and --bank-burst must not be negative")
+	}
+	return nil
+}
+
 func main() {
 	f, zapOpts := parseFlags()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err := f.validate(); err != nil {
+		setupLog.Error(err, "invalid flags")
+		os.Exit(1)
+	}
 
 	bankClient, err := bank.New(f.bankURL, bank.Options{Timeout: f.bankTimeout, QPS: f.bankQPS, Burst: f.bankBurst})
 	if err != nil {

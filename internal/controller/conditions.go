@@ -48,12 +48,12 @@ func markFailed(status *loansv1alpha1.LoanApplicationStatus, bankMessage string)
 }
 
 // markBankTrouble records the last error talking to the bank in the condition of the step that
-// met it (Submitted while submitting, Ready while polling). Only a new reason or message
-// changes the status, so a bank that stays down does not cost one API write per retry.
-func markBankTrouble(status *loansv1alpha1.LoanApplicationStatus, conditionType, reason, message string) {
-	current := meta.FindStatusCondition(status.Conditions, conditionType)
-	if current != nil && current.Status == metav1.ConditionTrue {
-		// Keep a true Submitted as it is: the trouble is with the poll, which Ready reports.
+// met it: Submitted until the bank has the application, Ready after that (Submitted stays True:
+// the trouble is with the poll). Only a new reason or message changes the status, so a bank
+// that stays down does not cost one API write per retry.
+func markBankTrouble(status *loansv1alpha1.LoanApplicationStatus, reason, message string) {
+	conditionType := loansv1alpha1.ConditionSubmitted
+	if meta.IsStatusConditionTrue(status.Conditions, loansv1alpha1.ConditionSubmitted) {
 		conditionType = loansv1alpha1.ConditionReady
 	}
 	setCondition(status, conditionType, metav1.ConditionFalse, reason, message)

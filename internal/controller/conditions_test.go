@@ -107,7 +107,7 @@ func TestMarkBankTrouble(t *testing.T) {
 			if tc.untouched != "" {
 				before = meta.FindStatusCondition(s.Conditions, tc.untouched).DeepCopy()
 			}
-			markBankTrouble(s, loansv1alpha1.ConditionSubmitted, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx")
+			markBankTrouble(s, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx")
 			checkCondition(t, s, tc.wantType, wantCondition{metav1.ConditionFalse, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx"})
 			if before != nil {
 				if after := meta.FindStatusCondition(s.Conditions, tc.untouched); !equality.Semantic.DeepEqual(before, after) {
@@ -122,13 +122,13 @@ func TestMarkBankTrouble(t *testing.T) {
 // per retry: recording the same trouble again leaves the status equal, so patchStatus skips it.
 func TestSameTroubleTwiceChangesNothing(t *testing.T) {
 	s := submittedStatus()
-	markBankTrouble(s, loansv1alpha1.ConditionSubmitted, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx")
+	markBankTrouble(s, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx")
 	once := s.DeepCopy()
-	markBankTrouble(s, loansv1alpha1.ConditionSubmitted, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx")
+	markBankTrouble(s, loansv1alpha1.ReasonBankUnavailable, "HTTP 5xx")
 	if !equality.Semantic.DeepEqual(once, s) {
 		t.Errorf("the same trouble twice changed the status:\n%+v\n%+v", once, s)
 	}
-	markBankTrouble(s, loansv1alpha1.ConditionSubmitted, loansv1alpha1.ReasonBankUnavailable, "timeout")
+	markBankTrouble(s, loansv1alpha1.ReasonBankUnavailable, "timeout")
 	if equality.Semantic.DeepEqual(once, s) {
 		t.Error("a new kind of trouble left the status as it was; the condition should say what happened last")
 	}

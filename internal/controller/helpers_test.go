@@ -337,8 +337,11 @@ func fetch(g Gomega, ctx context.Context, app *loansv1alpha1.LoanApplication) *l
 	return got
 }
 
+// finalWithin bounds the wait for applications to end final in the manager specs.
+const finalWithin = 30 * time.Second
+
 // eventuallyAllFinal waits until every application is final with its label in line.
-func eventuallyAllFinal(ctx context.Context, apps []*loansv1alpha1.LoanApplication, timeout time.Duration) {
+func eventuallyAllFinal(ctx context.Context, apps []*loansv1alpha1.LoanApplication) {
 	GinkgoHelper()
 	Eventually(func(g Gomega) {
 		for _, app := range apps {
@@ -346,7 +349,7 @@ func eventuallyAllFinal(ctx context.Context, apps []*loansv1alpha1.LoanApplicati
 			g.Expect(got.Status.Phase.IsFinal()).To(BeTrue(), "%s is %q", app.Name, got.Status.Phase)
 			g.Expect(got.Labels).To(HaveKeyWithValue(loansv1alpha1.LabelStatus, got.Status.Phase.LabelValue()))
 		}
-	}).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(finalWithin).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
 // occurrences counts the Events of each reason about the named object, through the API server,

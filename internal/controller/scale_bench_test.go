@@ -2,8 +2,8 @@ package controller
 
 import (
 	"context"
-	"net/http/httptest"
 	"maps"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"

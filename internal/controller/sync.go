@@ -163,7 +163,7 @@ func (r *LoanApplicationReconciler) bankTrouble(ctx context.Context, p *pass, er
 	if submitting {
 		submissionsTotal.WithLabelValues("error").Inc()
 	}
-	markBankTrouble(&app.Status, loansv1alpha1.ConditionSubmitted, out.reason, out.message)
+	markBankTrouble(&app.Status, out.reason, out.message)
 	logf.FromContext(ctx).V(1).Info("bank call failed", "error", err.Error())
 	return out.result, out.err
 }
