@@ -106,6 +106,10 @@ dev: build setup-envtest ## Run the whole system locally: etcd, kube-apiserver, 
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
 		go run ./cmd/devenv
 
+.PHONY: dev-reset
+dev-reset: ## Like dev, but delete the stored applications first (DEV_DIR/etcd).
+	DEV_RESET=1 $(MAKE) dev
+
 .PHONY: run
 run: manifests generate fmt vet ## Run the controller from your host against the cluster in your kubeconfig.
 	go run ./cmd/controller
