@@ -56,4 +56,5 @@ var _ = Describe("One running system", Ordered, ContinueOnFailure, func() {
 	Describe("under faults", func() { faultSpecs(sys) })
 	Describe("under load", func() { loadSpecs(sys) })
 	Describe("against hostile requests", func() { hostileSpecs(sys) })
+	Describe("against forgers and intruders", func() { securitySpecs(sys) })
 })
