@@ -131,16 +131,17 @@ func (c *invariantCounts) countSubmissions(lifetimes []banksim.Stats, uids map[s
 	seen := map[string]int{}
 	for _, life := range lifetimes {
 		c.RefusedAsAlreadyUsed += int(life.DuplicatesRefused)
-		// The created counter and the per-id map are counted apart by the simulator: either
-		// showing more than one acceptance of an id is a duplicate.
-		c.Duplicates += max(0, int(life.ApplicationsCreated)-len(life.Submissions))
+		// The created counter and the per-id map are counted apart by the simulator: acceptances
+		// beyond one per id show in either; the larger of the two is the lifetime's duplicates.
+		perID := 0
 		for id, n := range life.Submissions {
-			c.Duplicates += int(max(0, n-1))
+			perID += int(max(0, n-1))
 			if _, ok := uids[id]; !ok {
 				c.Unknown++
 			}
 			seen[id]++
 		}
+		c.Duplicates += max(perID, int(life.ApplicationsCreated)-len(life.Submissions))
 	}
 	for _, lifetimesSeen := range seen {
 		if lifetimesSeen > 1 {

@@ -2,10 +2,10 @@ package faults_test
 
 import (
 	"context"
-	"fmt"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
