@@ -186,7 +186,9 @@ func BenchmarkListByStatus(b *testing.B) {
 	s.waitForCache(b, ctx, wantApproved)
 
 	for b.Loop() {
-		var direct, gateway, cacheOnly []time.Duration
+		direct := make([]time.Duration, 0, benchListSamples)
+		gateway := make([]time.Duration, 0, benchListSamples)
+		cacheOnly := make([]time.Duration, 0, benchListSamples)
 		for range benchListSamples {
 			direct = append(direct, timed(b, func() int { return s.directList(b, ctx) }, wantApproved))
 			gateway = append(gateway, timed(b, func() int { return s.gatewayList(b, ctx) }, wantApproved))

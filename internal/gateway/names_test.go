@@ -21,10 +21,12 @@ func TestNamesAreResourceNames(t *testing.T) {
 			t.Errorf("%q is not a resource name: %v", name, errs)
 		}
 	}
-	if randomName() == randomName() {
+	first, second := randomName(), randomName()
+	if first == second {
 		t.Error("two random names are equal")
 	}
-	if nameForKey("a") != nameForKey("a") || nameForKey("a") == nameForKey("b") {
+	again := nameForKey("a")
+	if nameForKey("a") != again || nameForKey("b") == again {
 		t.Error("a key's name must depend on the key alone")
 	}
 }

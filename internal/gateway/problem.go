@@ -61,12 +61,20 @@ func writeProblem(w http.ResponseWriter, p *problem) {
 		h.Add("Allow", m)
 	}
 	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	encode(w, p)
 }
 
 // writeJSON answers body as JSON with the status.
 func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	encode(w, body)
+}
+
+// encode writes body as JSON, leaving <, > and & as they are: the answers are JSON for programs,
+// never HTML, and "<token>" reads better than "\u003ctoken\u003e".
+func encode(w http.ResponseWriter, body any) {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(body)
 }
