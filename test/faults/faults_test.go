@@ -43,8 +43,8 @@ func faultSpecs(sys *system) {
 		rng := rand.New(rand.NewPCG(uint64(GinkgoRandomSeed()), 1))
 		load := sendInBackground(ctx, "kill", 50*time.Millisecond)
 		controller := sys.stack.Controllers[0]
-		var inFlight []string
 		const kills = 5
+		inFlight := make([]string, 0, kills)
 		for range kills {
 			pause := 500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond)))
 			time.Sleep(pause)

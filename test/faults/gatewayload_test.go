@@ -82,9 +82,7 @@ func loadSpecs(sys *system) {
 		// A few applications to read from the start.
 		seed, err := createApplications(ctx, sys.stack, "load-seed", 10, 10*time.Millisecond)
 		Expect(err).NotTo(HaveOccurred())
-		for _, name := range seed.names {
-			res.creates = append(res.creates, name)
-		}
+		res.creates = append(res.creates, seed.names...)
 
 		var peak atomic.Int64
 		stopSampling := make(chan struct{})

@@ -118,7 +118,7 @@ func codesOf(answers []probeAnswer) string {
 	for _, a := range answers {
 		counts[a.code]++
 	}
-	var parts []string
+	parts := make([]string, 0, len(counts))
 	for code, n := range counts {
 		parts = append(parts, fmt.Sprintf("%dx %s", n, strconv.Itoa(code)))
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -82,12 +81,4 @@ func ensureRunning(ctx context.Context, stack *devenv.Stack) {
 			Expect(p.Start(ctx)).To(Succeed())
 		}
 	}
-}
-
-// logContains reports whether the process's log file holds s.
-func logContains(p *devenv.Process, s string) bool {
-	GinkgoHelper()
-	data, err := os.ReadFile(p.LogPath())
-	Expect(err).NotTo(HaveOccurred())
-	return strings.Contains(string(data), s)
 }
