@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+)
+
+// timing is the bank's and the controller's timing in this run; the targets derive from it.
+type timing struct {
+	// bankMin and bankMax bound the simulator's assessment: the real bank's 5 to 20 s.
+	bankMin, bankMax time.Duration
+	// pollInterval is the controller's wait between polls of a pending application.
+	pollInterval time.Duration
+	// bankQPS and bankBurst are the controller's rate limit towards the bank.
+	bankQPS, bankBurst int
+}
+
+// defaultTiming is the controller's and the real bank's defaults, given explicitly so that the
+// targets below follow them.
+func defaultTiming() timing {
+	return timing{bankMin: 5 * time.Second, bankMax: 20 * time.Second, pollInterval: 2 * time.Second, bankQPS: 2000, bankBurst: 100}
+}
+
+func (t timing) controllerArgs() []string {
+	return []string{
+		"--poll-interval=" + t.pollInterval.String(),
+		"--bank-qps=" + strconv.Itoa(t.bankQPS),
+		"--bank-burst=" + strconv.Itoa(t.bankBurst),
+	}
+}
+
+// bench is one run: the system, the report and what scenarios leave for the next ones.
+type bench struct {
+	sys    *system
+	rep    *Report
+	scale  scale
+	timing timing
+	// emptyController and emptyGateway are the programs' memory with no application cached.
+	emptyController, emptyGateway memory
+	// decided are the applications of scenario 1, final once it ends; pending those of
+	// scenario 5. Both live in the gateway's namespace.
+	decided, pending []types.NamespacedName
+	// filled are the names fillUp created to reach the larger level.
+	filled []string
+}
+
+// Scenario names, as the table shows them.
+const (
+	scenarioEndToEnd = "1 end to end"
+	scenarioCreate   = "2 gateway creates"
+	scenarioReads    = "3 reads"
+	scenarioMemory   = "4 memory"
+	scenarioRestart  = "5 restart"
+)
+
+// directNamespace holds scenario 2's direct creates, apart from the gateway's.
+const directNamespace = "bench-direct"
+
+// runAll runs the scenarios in an order that reuses their applications: scenario 2 on an idle
+// system (the controller stopped) whose applications are then deleted; scenario 1 creates the
+// applications that scenarios 3 and 4 then read and weigh at the smaller level; scenario 5 adds
+// as many, submitted and pending; the larger level of 3 and 4 is filled up last, with the
+// controller stopped while the objects are created.
+func (b *bench) runAll(ctx context.Context) error {
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{scenarioCreate, b.createComparison},
+		{"clean up scenario 2", b.cleanUpAndMeasureEmpty},
+		{scenarioEndToEnd, b.endToEnd},
+		{scenarioMemory + " at " + strconv.Itoa(b.scale.apps), b.memoryAt(b.scale.apps)},
+		{scenarioReads + " at " + strconv.Itoa(b.scale.apps), b.readsAt(b.scale.apps, loansv1alpha1.LabelApproved)},
+		{scenarioRestart, b.restartUnderLoad},
+		{"fill up to " + strconv.Itoa(b.scale.large), b.fillUp},
+		{scenarioReads + " at " + strconv.Itoa(b.scale.large), b.readsAt(b.scale.large, loansv1alpha1.LabelPending)},
+		{scenarioMemory + " at " + strconv.Itoa(b.scale.large), b.largeMemory},
+	}
+	for _, step := range steps {
+		if ctx.Err() != nil {
+			return fmt.Errorf("stopped before %q: %w", step.name, context.Cause(ctx))
+		}
+		progress("%s", step.name)
+		started := time.Now()
+		if err := step.run(ctx); err != nil {
+			b.rep.fail(step.name, err)
+			progress("%s FAILED: %v", step.name, err)
+			if errors.Is(err, errFatal) {
+				return err
+			}
+			continue
+		}
+		progress("%s done in %s", step.name, time.Since(started).Round(100*time.Millisecond))
+	}
+	return nil
+}
+
+// errFatal marks a failure after which the system is in no state to measure anything more.
+var errFatal = errors.New("the system is not in a known state")
+
+// cleanUpAndMeasureEmpty deletes scenario 2's applications before the controller ever saw them,
+// restarts the gateway so that its cache starts from nothing, starts the controller and the
+// benchmark's own watch, and measures both programs' memory with no application cached.
+func (b *bench) cleanUpAndMeasureEmpty(ctx context.Context) error {
+	for _, ns := range []string{gatewayNamespace, directNamespace} {
+		if err := b.sys.api.DeleteAllOf(ctx, &loansv1alpha1.LoanApplication{}, client.InNamespace(ns)); err != nil {
+			return fmt.Errorf("%w: deleting scenario 2's applications in %s: %w", errFatal, ns, err)
+		}
+	}
+	if err := b.waitNoApplications(ctx, time.Minute); err != nil {
+		return fmt.Errorf("%w: %w", errFatal, err)
+	}
+	stack := b.sys.stack
+	if err := stack.Gateway.Stop(); err != nil {
+		return fmt.Errorf("%w: restarting the gateway: %w", errFatal, err)
+	}
+	for _, p := range append(append(stack.Controllers[:0:0], stack.Controllers...), stack.Gateway) {
+		if err := p.Start(ctx); err != nil {
+			return fmt.Errorf("%w: starting %s: %w", errFatal, p.Name(), err)
+		}
+	}
+	w, err := startWatcher(ctx, b.sys.stack.Config, b.sys.scheme())
+	if err != nil {
+		return fmt.Errorf("%w: %w", errFatal, err)
+	}
+	b.sys.watch = w
+	if b.emptyController, err = sampleMemory(ctx, stack.Controllers[0], b.sys.controllerMetrics); err != nil {
+		return err
+	}
+	b.emptyGateway, err = sampleMemory(ctx, stack.Gateway, b.sys.gatewayMetrics)
+	return err
+}
+
+// waitNoApplications waits until the API server lists no LoanApplication at all.
+func (b *bench) waitNoApplications(ctx context.Context, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		var list loansv1alpha1.LoanApplicationList
+		if err := b.sys.api.List(ctx, &list, client.Limit(1)); err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("applications were still listed %s after deleting them all", bound)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// ensureNamespace creates a namespace unless it exists.
+func (b *bench) ensureNamespace(ctx context.Context, name string) error {
+	err := b.sys.api.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// keysOf are the gateway namespace's keys of the names.
+func keysOf(names []string) []types.NamespacedName {
+	keys := make([]types.NamespacedName, 0, len(names))
+	for _, n := range names {
+		keys = append(keys, types.NamespacedName{Namespace: gatewayNamespace, Name: n})
+	}
+	return keys
+}

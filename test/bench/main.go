@@ -1,0 +1,194 @@
+/*
+Copyright 2026 The loan-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench is `make bench` and `make bench-quick`: the scale benchmarks of issue 8. It
+// starts its own etcd, kube-apiserver, bank simulator, controller and gateway on loopback
+// (internal/devenv, as `make dev` does), runs the five scenarios in an order that reuses the
+// applications one scenario leaves for the next, prints a table of every figure against its
+// target and writes the figures as JSON to <out>/<timestamp>.json and <out>/latest.json.
+//
+// Every figure is measured in the same run as its reference (the machine is shared and noisy:
+// ratios matter more than absolute times), and every load is bounded in count and time.
+// docs/benchmarks.md describes the method and the latest figures.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/lendo/loan-operator/internal/devenv"
+)
+
+// scale is the size of one run.
+type scale struct {
+	name string
+	// apps is the number of applications of scenarios 1 and 5, and the smaller level of 3 and 4.
+	apps int
+	// large is the larger level of scenarios 3 and 4.
+	large int
+	// compare is the number of creates on each side of scenario 2.
+	compare int
+	// concurrency is the number of clients creating at once.
+	concurrency int
+	// listReps and getReps are how many reads of each kind each side of scenario 3 makes.
+	listReps, getReps int
+	// timeout bounds the whole run.
+	timeout time.Duration
+}
+
+var scales = map[string]scale{
+	"quick": {name: "quick", apps: 1_000, large: 10_000, compare: 1_000, concurrency: 64,
+		listReps: 40, getReps: 300, timeout: 15 * time.Minute},
+	"full": {name: "full", apps: 10_000, large: 100_000, compare: 10_000, concurrency: 64,
+		listReps: 100, getReps: 1_000, timeout: 45 * time.Minute},
+}
+
+// settings are the program's flags.
+type settings struct {
+	scale         scale
+	outDir        string
+	devDir        string
+	repoDir       string
+	unsafeNoFsync bool
+	verbose       bool
+}
+
+func parseSettings(args []string) (settings, error) {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	var s settings
+	name := fs.String("scale", "quick", "quick (1,000 applications, a few minutes) or full (10,000 and 100,000).")
+	fs.StringVar(&s.outDir, "out", "bin/bench", "Folder of the JSON reports.")
+	fs.StringVar(&s.devDir, "dev-dir", "", "Folder of the stack's data and logs (default: <out>/stack, emptied first).")
+	fs.StringVar(&s.repoDir, "repo-dir", ".", "The repository: config/dev and bin/ with the built programs.")
+	fs.BoolVar(&s.unsafeNoFsync, "unsafe-no-fsync", false,
+		"Run etcd without fsync (faster, as envtest does; the default keeps fsync on, as a real etcd).")
+	fs.BoolVar(&s.verbose, "v", false, "Print the stack's start and stop steps.")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	sc, ok := scales[*name]
+	if !ok {
+		return s, fmt.Errorf("--scale must be quick or full, got %q", *name)
+	}
+	s.scale = sc
+	if s.devDir == "" {
+		s.devDir = filepath.Join(s.outDir, "stack")
+	}
+	return s, nil
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	s, err := parseSettings(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, s.scale.timeout)
+	defer cancelTimeout()
+
+	rep := &Report{Scale: s.scale.name, StartedAt: time.Now().UTC(), Machine: describeMachine()}
+	code := 0
+	if err := runScenarios(ctx, s, rep); err != nil {
+		rep.fail("run", err)
+		code = 1
+	}
+	rep.FinishedAt = time.Now().UTC()
+	rep.Machine.LoadEnd = loadAverage()
+	fmt.Println()
+	rep.printTable(os.Stdout)
+	path, err := rep.write(s.outDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: writing the report:", err)
+		return 1
+	}
+	fmt.Printf("\nFigures written to %s and %s (run took %s).\n", path, filepath.Join(s.outDir, "latest.json"),
+		rep.FinishedAt.Sub(rep.StartedAt).Round(time.Second))
+	if len(rep.Errors) > 0 {
+		code = 1
+	}
+	return code
+}
+
+// runScenarios starts the stack, runs the scenarios and stops the stack.
+func runScenarios(ctx context.Context, s settings, rep *Report) (err error) {
+	b, err := startBench(ctx, s, rep)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		b.sys.stopWatch()
+		err = errors.Join(err, b.sys.stack.Stop())
+	}()
+	// A process of the stack that dies on its own ends the run: its figures would be wrong.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case exit := <-b.sys.stack.Exits():
+			cancel(exit)
+		case <-ctx.Done():
+		}
+	}()
+	err = b.runAll(ctx)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		err = errors.Join(err, cause)
+	}
+	return err
+}
+
+func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
+	var log io.Writer = io.Discard
+	if s.verbose {
+		log = os.Stderr
+	}
+	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming()}
+	progress("starting etcd, kube-apiserver, the bank simulator, the controller and the gateway (logs in %s)",
+		filepath.Join(s.devDir, "logs"))
+	stack, err := devenv.Start(ctx, devenv.Options{
+		DevDir: s.devDir, Reset: true, RepoDir: s.repoDir,
+		GatewayAddr: "127.0.0.1:0", BankAddr: "127.0.0.1:0",
+		BankMinDelay: b.timing.bankMin, BankMaxDelay: b.timing.bankMax,
+		UnsafeNoFsync:  s.unsafeNoFsync,
+		ControllerArgs: b.timing.controllerArgs(),
+		Log:            log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if b.sys, err = newSystem(stack, s.scale.concurrency); err != nil {
+		return nil, errors.Join(err, stack.Stop())
+	}
+	return b, nil
+}
+
+// progress tells the person waiting what the run is doing.
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s bench: "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}

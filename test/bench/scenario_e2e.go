@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/lendo/loan-operator/internal/banksim"
+)
+
+// counts are the cumulative counters scenario 1 takes before and after its load.
+type counts struct {
+	bankCalls        float64
+	reconciles       float64
+	appWrites        float64 // writes to LoanApplications, as the API server counted them
+	controllerWrites float64 // every write the controller's client made (Events included)
+}
+
+// writeVerbs are the API server's verbs of a write to an existing object (the controller never
+// creates or deletes a LoanApplication).
+var writeVerbs = []string{"PATCH", "PUT", "APPLY", "UPDATE"}
+
+func (b *bench) takeCounts(ctx context.Context) (counts, error) {
+	var c counts
+	st, err := b.sys.bankStats(ctx, false)
+	if err != nil {
+		return c, err
+	}
+	ctrlMetrics, err := b.sys.controllerMetrics(ctx)
+	if err != nil {
+		return c, err
+	}
+	apiMetrics, err := b.sys.apiServerMetrics(ctx)
+	if err != nil {
+		return c, err
+	}
+	c.bankCalls = bankCalls(st)
+	c.reconciles = ctrlMetrics.sum("controller_runtime_reconcile_total", nil)
+	c.controllerWrites = ctrlMetrics.sum("rest_client_requests_total", labelIn("method", "POST", "PUT", "PATCH", "DELETE"))
+	isAppWrite := labelIn("verb", writeVerbs...)
+	c.appWrites = apiMetrics.sum("apiserver_request_total", func(l map[string]string) bool {
+		return l["resource"] == "loanapplications" && isAppWrite(l)
+	})
+	return c, nil
+}
+
+// endToEnd is scenario 1: applications created through the gateway at a fixed concurrency, the
+// bank deciding in its real 5 to 20 s, until every one is final.
+func (b *bench) endToEnd(ctx context.Context) error {
+	before, err := b.takeCounts(ctx)
+	if err != nil {
+		return err
+	}
+	names := make([]string, b.scale.apps)
+	load := runLoad(ctx, b.scale.apps, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
+		name, err := b.sys.createThroughGateway(ctx, i)
+		names[i] = name
+		return err
+	})
+	if load.FirstErr != nil {
+		return fmt.Errorf("creating through the gateway: %d failed: %w", load.Failed, load.FirstErr)
+	}
+	b.decided = keysOf(names)
+	bound := b.timing.bankMax + 2*time.Minute
+	if _, err := b.sys.watch.waitFor(ctx, b.decided, isFinal, bound); err != nil {
+		return fmt.Errorf("waiting for every application to be final: %w", err)
+	}
+	if _, err := b.sys.watch.waitFor(ctx, b.decided, isSettled, 30*time.Second); err != nil {
+		return fmt.Errorf("waiting for every final status label: %w", err)
+	}
+	// The controller's last reconciles (of its own label write) end just after the label shows.
+	time.Sleep(2 * time.Second)
+	after, err := b.takeCounts(ctx)
+	if err != nil {
+		return err
+	}
+	stats, err := b.sys.bankStats(ctx, true)
+	if err != nil {
+		return err
+	}
+	b.reportEndToEnd(load, before, after, stats)
+	return nil
+}
+
+func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats banksim.Stats) {
+	r, sc, n := b.rep, scenarioEndToEnd, float64(len(b.decided))
+	r.add(sc, "creation rate through the gateway", load.Rate(), "/s",
+		fmt.Sprintf("%d applications, concurrency %d", len(b.decided), b.scale.concurrency))
+	lastFinal := b.lastFinal(b.decided)
+	r.add(sc, "floor: the bank's longest assessment", seconds(b.timing.bankMax), "s", "")
+	r.atMost(sc, "last creation -> every application final", seconds(lastFinal.Sub(load.End)), "s",
+		seconds(b.timing.bankMax+15*time.Second), "target: the bank's longest assessment + 15 s")
+	r.atMost(sc, "bank calls per application", (after.bankCalls-before.bankCalls)/n, "", 8,
+		"submissions + duplicate submissions + polls, counted by the simulator")
+	r.atMost(sc, "API writes per application", (after.appWrites-before.appWrites)/n, "", 4,
+		"PATCH/PUT/APPLY of loanapplications, counted by kube-apiserver (the gateway's create not included)")
+	r.add(sc, "controller's API writes per application, Events included", (after.controllerWrites-before.controllerWrites)/n, "",
+		"POST/PUT/PATCH/DELETE from the controller's client-go metrics")
+	r.add(sc, "reconciles per application", (after.reconciles-before.reconciles)/n, "", "controller_runtime_reconcile_total")
+	toStatus, toPoll, missing := b.decisionDelays(b.decided, stats)
+	note := "bank decision -> status seen by a watch of the API, over " + strconv.Itoa(len(toStatus)) + " applications"
+	if missing > 0 {
+		note += fmt.Sprintf("; %d without a bank decision on record", missing)
+	}
+	r.add(sc, "decision -> status, median", seconds(percentile(toStatus, 50)), "s", note)
+	r.atMost(sc, "decision -> status, p99", seconds(percentile(toStatus, 99)), "s",
+		seconds(b.timing.pollInterval+time.Second), "target: poll interval + 1 s")
+	r.add(sc, "decision -> first poll that saw it, p99", seconds(percentile(toPoll, 99)), "s",
+		"from the simulator's own record: how much of the above is waiting for the next poll")
+	r.check(sc, "every application final, one accepted submission each", missing == 0 && b.onceEach(b.decided, stats), "")
+}
+
+// lastFinal is when the last of the applications was seen final.
+func (b *bench) lastFinal(keys []types.NamespacedName) time.Time {
+	var last time.Time
+	for _, k := range keys {
+		if s := b.sys.watch.get(k); s.finalAt.After(last) {
+			last = s.finalAt
+		}
+	}
+	return last
+}
+
+// decisionDelays are, for each application the bank decided, the time from its decision to the
+// status a watch showed, and to the first poll that answered it.
+func (b *bench) decisionDelays(keys []types.NamespacedName, stats banksim.Stats) (toStatus, toPoll []time.Duration, missing int) {
+	for _, k := range keys {
+		s := b.sys.watch.get(k)
+		d, ok := stats.Decisions[string(s.uid)]
+		if !ok || s.finalAt.IsZero() {
+			missing++
+			continue
+		}
+		toStatus = append(toStatus, s.finalAt.Sub(d.DecidedAt))
+		if d.SeenAt != nil {
+			toPoll = append(toPoll, d.SeenAt.Sub(d.DecidedAt))
+		}
+	}
+	return toStatus, toPoll, missing
+}
+
+// onceEach reports whether the bank accepted exactly one submission of each application.
+func (b *bench) onceEach(keys []types.NamespacedName, stats banksim.Stats) bool {
+	for _, k := range keys {
+		if stats.Submissions[string(b.sys.watch.get(k).uid)] != 1 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// heapPerAppTarget is the bound on the heap each cached application may cost.
+const heapPerAppTarget = 3 << 10
+
+// memoryAt is scenario 4 at the smaller level: both programs once scenario 1's applications are
+// all final and the load has settled.
+func (b *bench) memoryAt(n int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		stack := b.sys.stack
+		gw, err := sampleMemory(ctx, stack.Gateway, b.sys.gatewayMetrics)
+		if err != nil {
+			return err
+		}
+		b.reportMemory(n, "gateway", gw, b.emptyGateway, "settled, every application final")
+		ctrl, err := sampleMemory(ctx, stack.Controllers[0], b.sys.controllerMetrics)
+		if err != nil {
+			return err
+		}
+		b.reportMemory(n, "controller", ctrl, b.emptyController, "settled, every application final")
+		return nil
+	}
+}
+
+// largeMemory is scenario 4 at the larger level: the gateway, whose cache holds every
+// application since fillUp, after the reads; then the controller, stopped while they were
+// created, started and weighed as soon as its cache has synced, while it begins work on the
+// applications it has not seen.
+func (b *bench) largeMemory(ctx context.Context) error {
+	stack := b.sys.stack
+	gw, err := sampleMemory(ctx, stack.Gateway, b.sys.gatewayMetrics)
+	if err != nil {
+		return err
+	}
+	b.reportMemory(b.scale.large, "gateway", gw, b.emptyGateway, "after the reads, controller stopped")
+	ctrl := stack.Controllers[0]
+	started := time.Now()
+	if err := ctrl.Start(ctx); err != nil {
+		return fmt.Errorf("starting the controller: %w", err)
+	}
+	b.rep.add(scenarioMemory+" at "+strconv.Itoa(b.scale.large), "controller start -> cache synced (ready)",
+		seconds(time.Since(started)), "s", "")
+	mem, err := sampleMemory(ctx, ctrl, b.sys.controllerMetrics)
+	if err != nil {
+		return err
+	}
+	b.reportMemory(b.scale.large, "controller", mem, b.emptyController,
+		"sampled for 5 s right after its cache synced, while it starts on the applications created while it was stopped")
+	return nil
+}
+
+func (b *bench) reportMemory(n int, program string, m, empty memory, note string) {
+	r, sc := b.rep, scenarioMemory+" at "+strconv.Itoa(n)
+	r.add(sc, program+" heap", mib(m.HeapAlloc), "MiB", "lowest go_memstats_heap_alloc_bytes over 5 s; "+note)
+	r.add(sc, program+" RSS", mib(m.RSS), "MiB", "VmRSS")
+	r.atMost(sc, program+" heap per cached application", kib((m.HeapAlloc-empty.HeapAlloc)/float64(n)), "KiB",
+		kib(heapPerAppTarget), fmt.Sprintf("(heap - heap with no application: %.1f MiB) / %d", mib(empty.HeapAlloc), n))
+}
+
+// fillUp stops the controller and creates applications straight through the API, as the
+// gateway would, until the gateway's namespace holds the larger level; then it waits for the
+// gateway's cache to hold every one of them.
+func (b *bench) fillUp(ctx context.Context) error {
+	b.sys.stopWatch()
+	if err := b.sys.stack.Controllers[0].Stop(); err != nil {
+		return fmt.Errorf("%w: stopping the controller: %w", errFatal, err)
+	}
+	have := len(b.decided) + len(b.pending)
+	missing := b.scale.large - have
+	names := make([]string, missing)
+	for i := range names {
+		names[i] = "fill-" + strconv.Itoa(i)
+	}
+	load := runLoad(ctx, missing, b.scale.concurrency, 15*time.Minute, func(ctx context.Context, i int) error {
+		return b.sys.createDirect(ctx, gatewayNamespace, names[i], i)
+	})
+	if load.FirstErr != nil {
+		return fmt.Errorf("%w: creating %d applications: %d failed: %w", errFatal, missing, load.Failed, load.FirstErr)
+	}
+	b.filled = names
+	b.rep.add(scenarioReads+" at "+strconv.Itoa(b.scale.large), "filling up: direct creates/s", load.Rate(), "/s",
+		fmt.Sprintf("%d applications, concurrency %d, controller stopped", missing, b.scale.concurrency))
+	return b.waitGatewayHolds(ctx, b.scale.large, 3*time.Minute)
+}
+
+// waitGatewayHolds pages through the gateway until it lists n applications.
+func (b *bench) waitGatewayHolds(ctx context.Context, n int, bound time.Duration) error {
+	deadline := time.Now().Add(bound)
+	for {
+		res, err := b.pageGateway(ctx)
+		if err != nil {
+			return err
+		}
+		if res.items == n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the gateway listed %d applications, not %d, %s after they were created", res.items, n, bound)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// allNames are the names of every application in the gateway's namespace.
+func (b *bench) allNames() []string {
+	out := make([]string, 0, len(b.decided)+len(b.pending)+len(b.filled))
+	for _, k := range append(append(b.decided[:0:0], b.decided...), b.pending...) {
+		out = append(out, k.Name)
+	}
+	return append(out, b.filled...)
+}

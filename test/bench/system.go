@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+	"github.com/lendo/loan-operator/internal/banksim"
+	"github.com/lendo/loan-operator/internal/devenv"
+)
+
+// gatewayNamespace is where the gateway creates and reads (devenv starts it with default).
+const gatewayNamespace = "default"
+
+// system is the running stack and the clients the benchmark reaches it with.
+type system struct {
+	stack *devenv.Stack
+	// api is a client of the API server without client-side rate limit (QPS -1): a limiter
+	// would measure itself, not the API server.
+	api client.Client
+	// apiHTTP reaches the API server for raw reads (the bytes a client receives, not decoded)
+	// and its /metrics.
+	apiHTTP *http.Client
+	// web reaches the gateway, the bank and the controller's metrics on loopback, with enough
+	// idle connections kept for the benchmark's concurrency (Go's default keeps 2).
+	web *http.Client
+	// watch records when each application's status changed; nil once stopped.
+	watch *watcher
+}
+
+func newSystem(stack *devenv.Stack, concurrency int) (*system, error) {
+	cfg := rest.CopyConfig(stack.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := loansv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	api, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, err
+	}
+	apiHTTP, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConns = 4 * concurrency
+	transport.MaxIdleConnsPerHost = 2 * concurrency
+	return &system{stack: stack, api: api, apiHTTP: apiHTTP,
+		web: &http.Client{Transport: transport, Timeout: 30 * time.Second}}, nil
+}
+
+func (s *system) scheme() *runtime.Scheme { return s.api.Scheme() }
+
+// createThroughGateway is one POST /api/v1/applications; it answers the new id.
+func (s *system) createThroughGateway(ctx context.Context, i int) (string, error) {
+	body := `{"first_name":"Ada","last_name":"Lovelace ` + strconv.Itoa(i) + `"}`
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.stack.GatewayURL+"/api/v1/applications", bytes.NewBufferString(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.web.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", fmt.Errorf("POST: %s %s", resp.Status, data)
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(data, &created); err != nil || created.ID == "" {
+		return "", fmt.Errorf("POST answered 201 without an id: %s", data)
+	}
+	return created.ID, nil
+}
+
+// createDirect is one client-go Create of an application as the gateway would write it
+// (labelled pending).
+func (s *system) createDirect(ctx context.Context, namespace, name string, i int) error {
+	app := &loansv1alpha1.LoanApplication{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: namespace, Name: name,
+			Labels: map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending},
+		},
+		Spec: loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace " + strconv.Itoa(i)},
+	}
+	return s.api.Create(ctx, app)
+}
+
+// read GETs url with httpClient and reads the whole body: the time a client waits for the
+// answer, without decoding it (both sides of a read comparison do the same).
+func read(ctx context.Context, httpClient *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s %.200s", url, resp.Status, data)
+	}
+	return data, nil
+}
+
+// gatewayRead and apiRead read a path of the gateway and of the API server.
+func (s *system) gatewayRead(ctx context.Context, path string) ([]byte, error) {
+	return read(ctx, s.web, s.stack.GatewayURL+path)
+}
+
+func (s *system) apiRead(ctx context.Context, path string) ([]byte, error) {
+	return read(ctx, s.apiHTTP, s.stack.APIServerURL+path)
+}
+
+// bankStats reads the simulator's counts; with perApplication, also every decision.
+func (s *system) bankStats(ctx context.Context, perApplication bool) (banksim.Stats, error) {
+	url := s.stack.BankURL + "/admin/stats"
+	if !perApplication {
+		url += "?summary=true"
+	}
+	var st banksim.Stats
+	data, err := read(ctx, s.web, url)
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(data, &st)
+}
+
+// bankCalls is every call that reached the bank's logic: submissions (accepted or refused as
+// duplicates) and polls.
+func bankCalls(st banksim.Stats) float64 {
+	return float64(st.ApplicationsCreated + st.DuplicatesRefused + st.JobPolls)
+}
+
+// controllerMetrics, gatewayMetrics and apiServerMetrics scrape each program's /metrics.
+func (s *system) controllerMetrics(ctx context.Context) (metricFamilies, error) {
+	return scrape(ctx, s.web, s.stack.ControllerMetricsURLs[0]+"/metrics")
+}
+
+func (s *system) gatewayMetrics(ctx context.Context) (metricFamilies, error) {
+	return scrape(ctx, s.web, s.stack.GatewayURL+"/metrics")
+}
+
+func (s *system) apiServerMetrics(ctx context.Context) (metricFamilies, error) {
+	return scrape(ctx, s.apiHTTP, s.stack.APIServerURL+"/metrics")
+}
+
+// stopWatch ends the benchmark's own watch, when the scenarios left need no status times.
+func (s *system) stopWatch() {
+	if s.watch != nil {
+		s.watch.stop()
+		s.watch = nil
+	}
+}
