@@ -46,6 +46,7 @@ const (
 //	status-lag-p99-ms    the final phase), median and 99th percentile
 //	poll-lag-p99-ms      the same, up to the first poll that saw the decision (bank side)
 //	write-lag-p50/p99-ms from that poll to the watch seeing the final status
+//	status-patch-p50/p99-ms how long one status patch took the API server
 //	wall-s               from the manager's start to the last application final
 //
 // Run it with:
@@ -69,6 +70,8 @@ func BenchmarkThousandApplications(b *testing.B) {
 		b.ReportMetric(ms(r.pollLag.p99), "poll-lag-p99-ms")
 		b.ReportMetric(ms(r.writeLag.p50), "write-lag-p50-ms")
 		b.ReportMetric(ms(r.writeLag.p99), "write-lag-p99-ms")
+		b.ReportMetric(ms(r.statusPatch.p50), "status-patch-p50-ms")
+		b.ReportMetric(ms(r.statusPatch.p99), "status-patch-p99-ms")
 		b.ReportMetric(r.wall.Seconds(), "wall-s")
 	}
 }
@@ -77,6 +80,7 @@ func BenchmarkThousandApplications(b *testing.B) {
 type thousandResult struct {
 	bankCallsPerApp, writesPerApp float64
 	statusLag, pollLag, writeLag  percentiles
+	statusPatch                   percentiles
 	wall                          time.Duration
 }
 
@@ -102,7 +106,9 @@ func runThousand(b *testing.B, env *testenv.Env) thousandResult {
 	if ctx.Err() != nil {
 		b.Fatalf("not all %d applications were final within %v", benchApplications, benchDeadline)
 	}
-	return summarize(b, sim.Stats(), final.snapshot(), writes.total(), wall)
+	result := summarize(b, sim.Stats(), final.snapshot(), writes.total(), wall)
+	result.statusPatch = writes.statusPercentiles()
+	return result
 }
 
 // summarize turns the simulator's record and the watch's into the reported figures.
@@ -242,16 +248,29 @@ func (f *finalTimes) snapshot() map[string]time.Time {
 	return maps.Clone(f.at)
 }
 
-// benchWrites counts the manager's API writes.
+// benchWrites counts the manager's API writes and times its status writes.
 type benchWrites struct {
-	mu sync.Mutex
-	n  int64
+	mu          sync.Mutex
+	n           int64
+	statusTimes []time.Duration
 }
 
 func (w *benchWrites) add() {
 	w.mu.Lock()
 	w.n++
 	w.mu.Unlock()
+}
+
+func (w *benchWrites) timeStatus(d time.Duration) {
+	w.mu.Lock()
+	w.statusTimes = append(w.statusTimes, d)
+	w.mu.Unlock()
+}
+
+func (w *benchWrites) statusPercentiles() percentiles {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return percentilesOf(slices.Clone(w.statusTimes))
 }
 
 func (w *benchWrites) total() int64 {
@@ -284,6 +303,8 @@ func startBenchManager(b *testing.B, env *testenv.Env, ns, bankURL string, write
 				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch,
 					o ...client.SubResourcePatchOption) error {
 					writes.add()
+					start := time.Now()
+					defer func() { writes.timeStatus(time.Since(start)) }()
 					return c.SubResource(sub).Patch(ctx, obj, p, o...)
 				},
 			}), nil
