@@ -70,7 +70,7 @@ type LoanApplicationReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications/status,verbs=get;patch
+// +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves one application one step through its state machine. The status is patched
