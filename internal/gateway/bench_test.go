@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/testenv"
@@ -53,6 +54,7 @@ type benchSetup struct {
 
 func startBench(b *testing.B, ctx context.Context) *benchSetup {
 	b.Helper()
+	logf.SetLogger(logr.Discard())
 	e, err := testenv.Start()
 	if err != nil {
 		b.Fatal(err)
