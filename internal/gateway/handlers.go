@@ -54,7 +54,7 @@ func (g *Gateway) createApplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if key != "" && apierrors.IsAlreadyExists(err) {
-		g.replay(ctx, w, app)
+		g.replay(ctx, w, r, app)
 		return
 	}
 	g.writeAPIError(w, r, err)
@@ -80,10 +80,10 @@ func newApplication(req names, key string) *loansv1alpha1.LoanApplication {
 
 // replay answers a create whose Idempotency-Key was used before: the application the first
 // request created when the bodies match, else 409.
-func (g *Gateway) replay(ctx context.Context, w http.ResponseWriter, wanted *loansv1alpha1.LoanApplication) {
+func (g *Gateway) replay(ctx context.Context, w http.ResponseWriter, r *http.Request, wanted *loansv1alpha1.LoanApplication) {
 	existing, err := g.store.get(ctx, wanted.Name)
 	if err != nil {
-		g.writeAPIError(w, nil, err)
+		g.writeAPIError(w, r, err)
 		return
 	}
 	if existing.Annotations[requestHashAnnotation] != wanted.Annotations[requestHashAnnotation] {
@@ -177,11 +177,7 @@ func (g *Gateway) apiContext(r *http.Request) (context.Context, context.CancelFu
 func (g *Gateway) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
 	p := problemFromAPIError(err)
 	if p.Status >= http.StatusInternalServerError {
-		route := ""
-		if r != nil {
-			route = r.Method + " " + r.URL.Path
-		}
-		g.opts.Log.Error(err, "the API server call failed", "request", route, "answer", p.Status)
+		g.opts.Log.Error(err, "the API server call failed", "request", r.Method+" "+r.URL.Path, "answer", p.Status)
 	}
 	writeProblem(w, p)
 }
