@@ -74,6 +74,7 @@ test-e2e: manifests generate fmt vet setup-envtest build ## Run the end-to-end, 
 	# One package at a time: each starts a whole stack of processes on a 2-core machine.
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
 		go test ./test/e2e/... ./test/faults/... -p 1 -count=1 -timeout 20m -v
+	hack/fuzz.sh
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
