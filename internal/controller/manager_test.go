@@ -127,9 +127,12 @@ var _ = Describe("The controller in a manager", func() {
 		tb = startBank(quickBank)
 		writes := newWriteCounter()
 		writes.failFirstSubmit = true
+		alreadySubmitted := testutil.ToFloat64(submissionsTotal.WithLabelValues("already_submitted"))
 		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming, writes: writes})
 		apps := createApplications(ctx, ns, "lost-write", 5, true)
 		eventuallyAllFinal(ctx, apps)
+		Expect(testutil.ToFloat64(submissionsTotal.WithLabelValues("already_submitted")) - alreadySubmitted).
+			To(BeEquivalentTo(len(apps)))
 
 		expectOneApplicationEach(apps)
 		Expect(tb.simulator().Stats().DuplicatesRefused).To(BeEquivalentTo(len(apps)),
