@@ -236,7 +236,8 @@ var _ = Describe("The controller in a manager", func() {
 	})
 
 	It("puts back a hand-edited label, and makes no bank call for a final application", func() {
-		tb = startBank(banksim.Config{MinDelay: 1500 * time.Millisecond, MaxDelay: 2 * time.Second})
+		// Long enough an assessment for the label to be edited and put back while pending.
+		tb = startBank(banksim.Config{MinDelay: 3 * time.Second, MaxDelay: 4 * time.Second})
 		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
 		app := createApplication(ctx, ns, "edited", "Ada", "Lovelace", true)
 
