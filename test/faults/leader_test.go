@@ -23,8 +23,12 @@ const leaseName = "loan-operator.loans.lendo.se"
 // standby to take the Lease, stretched by up to 1.2 for jitter. A standby notices that the
 // leader stopped renewing only at its next attempt after the lease duration has passed since it
 // last saw the Lease change, so the takeover after a SIGKILL takes at most the lease duration
-// plus two retry periods.
-const retryPeriod = 2400 * time.Millisecond
+// plus two retry periods; loadedMachine is the room left for a busy 2-core machine (the API
+// server's answers and the processes' scheduling).
+const (
+	retryPeriod   = 2400 * time.Millisecond
+	loadedMachine = 2 * time.Second
+)
 
 var _ = Describe("Two controller replicas with leader election", Ordered, func() {
 	var (
@@ -83,7 +87,7 @@ var _ = Describe("Two controller replicas with leader election", Ordered, func()
 			},
 		})
 		Expect(notFinal).To(BeNumerically(">", 0), "nothing was in flight at the kill: the test proved nothing")
-		Expect(takeover).To(BeNumerically("<=", leaseDuration+2*retryPeriod),
+		Expect(takeover).To(BeNumerically("<=", leaseDuration+2*retryPeriod+loadedMachine),
 			"the standby took %s to lead; the lease lasts %s", takeover, leaseDuration)
 		expectNoUnexpectedExit(stack)
 
