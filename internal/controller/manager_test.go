@@ -262,6 +262,24 @@ var _ = Describe("The controller in a manager", func() {
 			g.Expect(after.ApplicationsCreated + after.DuplicatesRefused).To(Equal(before.ApplicationsCreated + before.DuplicatesRefused))
 		}).WithTimeout(time.Second).Should(Succeed())
 	})
+
+	It("repairs, after a restart, the label of an application whose status was written just before a crash", func() {
+		tb = startBank(quickBank)
+		app := createApplication(ctx, ns, "crashed", "Ada", "Lovelace", true)
+		// What a controller killed between the decision's status write and the label patch
+		// leaves behind: a final status, and the label still pending.
+		decided := fetch(Default, ctx, app)
+		patch := client.MergeFrom(decided.DeepCopy())
+		now := metav1.Now()
+		decided.Status = loansv1alpha1.LoanApplicationStatus{
+			Phase: loansv1alpha1.PhaseRejected, BankApplicationID: string(app.UID), SubmittedAt: &now, DecidedAt: &now,
+		}
+		Expect(env.Client.Status().Patch(ctx, decided, patch)).To(Succeed())
+
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		expectLabelPutBack(ctx, app, loansv1alpha1.LabelRejected)
+		Consistently(func() int { return tb.totalCalls() }).WithTimeout(time.Second).Should(BeZero())
+	})
 })
 
 // expectTrueCondition checks that a condition is True with the reason.
