@@ -53,6 +53,8 @@ type bench struct {
 	decided, pending []types.NamespacedName
 	// filled are the names fillUp created to reach the larger level.
 	filled []string
+	// perfDir, when set, receives CPU profiles of each step.
+	perfDir string
 }
 
 // Scenario names, as the table shows them.
@@ -93,7 +95,10 @@ func (b *bench) runAll(ctx context.Context) error {
 		}
 		progress("%s", step.name)
 		started := time.Now()
-		if err := step.run(ctx); err != nil {
+		stopProfile := b.profile(step.name)
+		err := step.run(ctx)
+		stopProfile()
+		if err != nil {
 			b.rep.fail(step.name, err)
 			progress("%s FAILED: %v", step.name, err)
 			if errors.Is(err, errFatal) {
@@ -135,10 +140,7 @@ func (b *bench) cleanUpAndMeasureEmpty(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", errFatal, err)
 	}
 	b.sys.watch = w
-	if b.emptyController, err = sampleMemory(ctx, stack.Controllers[0], b.sys.controllerMetrics); err != nil {
-		return err
-	}
-	b.emptyGateway, err = sampleMemory(ctx, stack.Gateway, b.sys.gatewayMetrics)
+	b.emptyGateway, b.emptyController, err = b.sampleBoth(ctx)
 	return err
 }
 

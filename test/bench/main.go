@@ -37,6 +37,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/lendo/loan-operator/internal/devenv"
 )
 
@@ -53,15 +56,17 @@ type scale struct {
 	concurrency int
 	// listReps and getReps are how many reads of each kind each side of scenario 3 makes.
 	listReps, getReps int
+	// gcWait bounds the wait for a garbage collection before a heap is read (see memory).
+	gcWait time.Duration
 	// timeout bounds the whole run.
 	timeout time.Duration
 }
 
 var scales = map[string]scale{
 	"quick": {name: "quick", apps: 1_000, large: 10_000, compare: 1_000, concurrency: 64,
-		listReps: 40, getReps: 300, timeout: 15 * time.Minute},
+		listReps: 40, getReps: 300, gcWait: 30 * time.Second, timeout: 15 * time.Minute},
 	"full": {name: "full", apps: 10_000, large: 100_000, compare: 10_000, concurrency: 64,
-		listReps: 100, getReps: 1_000, timeout: 45 * time.Minute},
+		listReps: 100, getReps: 1_000, gcWait: 130 * time.Second, timeout: 45 * time.Minute},
 }
 
 // settings are the program's flags.
@@ -72,6 +77,7 @@ type settings struct {
 	repoDir       string
 	unsafeNoFsync bool
 	verbose       bool
+	perfDir       string
 }
 
 func parseSettings(args []string) (settings, error) {
@@ -84,6 +90,8 @@ func parseSettings(args []string) (settings, error) {
 	fs.BoolVar(&s.unsafeNoFsync, "unsafe-no-fsync", false,
 		"Run etcd without fsync (faster, as envtest does; the default keeps fsync on, as a real etcd).")
 	fs.BoolVar(&s.verbose, "v", false, "Print the stack's start and stop steps.")
+	fs.StringVar(&s.perfDir, "perf-dir", "",
+		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -108,6 +116,8 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
 	}
+	// The benchmark's own watch logs nothing worth reading among the figures.
+	ctrllog.SetLogger(logr.Discard())
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	ctx, cancelTimeout := context.WithTimeout(ctx, s.scale.timeout)
@@ -164,11 +174,14 @@ func runScenarios(ctx context.Context, s settings, rep *Report) (err error) {
 }
 
 func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
-	var log io.Writer = io.Discard
+	log := io.Discard
 	if s.verbose {
 		log = os.Stderr
 	}
-	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming()}
+	if err := preparePerfDir(s.perfDir); err != nil {
+		return nil, err
+	}
+	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir}
 	progress("starting etcd, kube-apiserver, the bank simulator, the controller and the gateway (logs in %s)",
 		filepath.Join(s.devDir, "logs"))
 	stack, err := devenv.Start(ctx, devenv.Options{

@@ -73,6 +73,12 @@ func (r *Report) atLeast(scenario, name string, value float64, unit string, limi
 		Target: ">= " + formatValue(limit), Met: &met, Note: note})
 }
 
+// Words of yes/no figures in the table.
+const (
+	yes = "yes"
+	no  = "no"
+)
+
 // check records a yes/no figure that must hold (1 for yes, 0 for no).
 func (r *Report) check(scenario, name string, ok bool, note string) {
 	value := 0.0
@@ -80,7 +86,7 @@ func (r *Report) check(scenario, name string, ok bool, note string) {
 		value = 1
 	}
 	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: value, Unit: "yes/no",
-		Target: "yes", Met: &ok, Note: note})
+		Target: yes, Met: &ok, Note: note})
 }
 
 func (r *Report) fail(scenario string, err error) {
@@ -94,13 +100,13 @@ func (r *Report) printTable(w io.Writer) {
 	for _, f := range r.Figures {
 		value := formatValue(f.Value)
 		if f.Unit == "yes/no" {
-			value = map[bool]string{true: "yes", false: "no"}[f.Value == 1]
+			value = map[bool]string{true: yes, false: no}[f.Value == 1]
 		} else if f.Unit != "" {
 			value += " " + f.Unit
 		}
 		met := "-"
 		if f.Met != nil {
-			met = map[bool]string{true: "yes", false: "NO"}[*f.Met]
+			met = map[bool]string{true: yes, false: "NO"}[*f.Met]
 		}
 		target := f.Target
 		if target == "" {

@@ -27,9 +27,11 @@ func (b *bench) createComparison(ctx context.Context) error {
 	}
 	perRound := b.scale.compare / createRounds
 	var viaGateway, direct loadResult
+	gatewayCPU, directCPU := cpuAccount{}, cpuAccount{}
 	for round := range createRounds {
 		offset := round * perRound
 		gatewayRound := func() {
+			defer b.countCPU(&gatewayCPU)()
 			viaGateway = viaGateway.merge(runLoad(ctx, perRound, b.scale.concurrency, createBatchBound,
 				func(ctx context.Context, i int) error {
 					_, err := b.sys.createThroughGateway(ctx, offset+i)
@@ -37,6 +39,7 @@ func (b *bench) createComparison(ctx context.Context) error {
 				}))
 		}
 		directRound := func() {
+			defer b.countCPU(&directCPU)()
 			direct = direct.merge(runLoad(ctx, perRound, b.scale.concurrency, createBatchBound,
 				func(ctx context.Context, i int) error {
 					return b.sys.createDirect(ctx, directNamespace, "direct-"+strconv.Itoa(offset+i), offset+i)
@@ -56,7 +59,16 @@ func (b *bench) createComparison(ctx context.Context) error {
 		}
 	}
 	b.reportCreates(viaGateway, direct)
+	b.rep.reportCPU(scenarioCreate, "create through the gateway", gatewayCPU, viaGateway.Done)
+	b.rep.reportCPU(scenarioCreate, "direct create", directCPU, direct.Done)
 	return nil
+}
+
+// countCPU takes the CPU account now; the function it answers adds the CPU used since to into.
+// Use: defer b.countCPU(&account)().
+func (b *bench) countCPU(into *cpuAccount) func() {
+	before := b.sys.takeCPU()
+	return func() { *into = into.plus(b.sys.takeCPU().since(before)) }
 }
 
 func (b *bench) reportCreates(viaGateway, direct loadResult) {

@@ -54,6 +54,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cpuBefore := b.sys.takeCPU()
 	names := make([]string, b.scale.apps)
 	load := runLoad(ctx, b.scale.apps, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
 		name, err := b.sys.createThroughGateway(ctx, i)
@@ -65,10 +66,10 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	}
 	b.decided = keysOf(names)
 	bound := b.timing.bankMax + 2*time.Minute
-	if _, err := b.sys.watch.waitFor(ctx, b.decided, isFinal, bound); err != nil {
+	if err := b.sys.watch.waitFor(ctx, b.decided, isFinal, bound); err != nil {
 		return fmt.Errorf("waiting for every application to be final: %w", err)
 	}
-	if _, err := b.sys.watch.waitFor(ctx, b.decided, isSettled, 30*time.Second); err != nil {
+	if err := b.sys.watch.waitFor(ctx, b.decided, isSettled, 30*time.Second); err != nil {
 		return fmt.Errorf("waiting for every final status label: %w", err)
 	}
 	// The controller's last reconciles (of its own label write) end just after the label shows.
@@ -77,11 +78,13 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cpu := b.sys.takeCPU().since(cpuBefore)
 	stats, err := b.sys.bankStats(ctx, true)
 	if err != nil {
 		return err
 	}
 	b.reportEndToEnd(load, before, after, stats)
+	b.rep.reportCPU(scenarioEndToEnd, "application, from its create to its final status", cpu, len(b.decided))
 	return nil
 }
 

@@ -34,7 +34,7 @@ func (b *bench) restartUnderLoad(ctx context.Context) error {
 		return fmt.Errorf("creating through the gateway: %d failed: %w", load.Failed, load.FirstErr)
 	}
 	b.pending = keysOf(names)
-	if _, err := b.sys.watch.waitFor(ctx, b.pending, isPending, 2*time.Minute); err != nil {
+	if err := b.sys.watch.waitFor(ctx, b.pending, isPending, 2*time.Minute); err != nil {
 		return fmt.Errorf("waiting for every application to be submitted: %w", err)
 	}
 	stillPending := len(b.pending) - b.sys.watch.count(b.pending, isFinal)
@@ -54,7 +54,7 @@ func (b *bench) restartUnderLoad(ctx context.Context) error {
 		return fmt.Errorf("%w: starting the controller again: %w", errFatal, err)
 	}
 	readyAfter := time.Since(startedAt)
-	_, finalErr := b.sys.watch.waitFor(ctx, b.pending, isFinal, b.timing.bankMax+2*time.Minute)
+	finalErr := b.sys.watch.waitFor(ctx, b.pending, isFinal, b.timing.bankMax+2*time.Minute)
 	allFinal := time.Since(startedAt)
 	samples := sampler.stop()
 	after, err := b.sys.bankStats(ctx, true)

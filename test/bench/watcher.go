@@ -130,20 +130,20 @@ func isPending(s seen) bool { return !s.pendingAt.IsZero() }
 func isFinal(s seen) bool   { return !s.finalAt.IsZero() }
 func isSettled(s seen) bool { return !s.finalAt.IsZero() && !s.labelFinalAt.IsZero() }
 
-// waitFor waits until every key passes done, or `bound` passes; it answers how many did.
-func (w *watcher) waitFor(ctx context.Context, keys []types.NamespacedName, done func(seen) bool, bound time.Duration) (int, error) {
+// waitFor waits until every key passes done, or `bound` passes.
+func (w *watcher) waitFor(ctx context.Context, keys []types.NamespacedName, done func(seen) bool, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
 		n := w.count(keys, done)
 		if n == len(keys) {
-			return n, nil
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return n, fmt.Errorf("only %d of %d applications got there within %s", n, len(keys), bound)
+			return fmt.Errorf("only %d of %d applications got there within %s", n, len(keys), bound)
 		}
 		select {
 		case <-ctx.Done():
-			return n, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
