@@ -70,43 +70,47 @@ type flags struct {
 	kubeAPIBurst                int
 }
 
-func parseFlags() (flags, zap.Options) {
+// parseFlags reads the program's flags from args into fs (flag.CommandLine in main, where
+// controller-runtime has registered --kubeconfig), and checks them.
+func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	var f flags
-	flag.StringVar(&f.metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
-	flag.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
-	flag.BoolVar(&f.secureMetrics, "metrics-secure", true,
+	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served over HTTPS behind authentication and authorization. Use --metrics-secure=false for HTTP.")
-	flag.BoolVar(&f.enableHTTP2, "enable-http2", false,
+	fs.BoolVar(&f.enableHTTP2, "enable-http2", false,
 		"If set, HTTP/2 is enabled for the metrics server (off by default: see the HTTP/2 Rapid Reset CVEs).")
-	flag.BoolVar(&f.leaderElect, "leader-elect", false,
+	fs.BoolVar(&f.leaderElect, "leader-elect", false,
 		"Enable leader election, so that only one replica reconciles at a time (on in the deployed manifest).")
-	flag.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "",
+	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; in a cluster, the pod's own. Needed when running outside a cluster.")
-	flag.StringVar(&f.namespace, "namespace", "", "Only watch LoanApplications in this namespace (default: all namespaces).")
-	flag.StringVar(&f.bankURL, "bank-url", "http://127.0.0.1:8000", "Base URL of the bank partner's API.")
-	flag.DurationVar(&f.bankTimeout, "bank-timeout", bank.DefaultTimeout, "Timeout of one call to the bank.")
-	flag.Float64Var(&f.bankQPS, "bank-qps", 2000, "Most calls per second to the bank, across all applications (0: unlimited).")
-	flag.IntVar(&f.bankBurst, "bank-burst", 100, "Burst of calls to the bank above --bank-qps.")
-	flag.DurationVar(&f.timing.FirstPollDelay, "first-poll-delay", controller.DefaultTiming.FirstPollDelay,
+	fs.StringVar(&f.namespace, "namespace", "", "Only watch LoanApplications in this namespace (default: all namespaces).")
+	fs.StringVar(&f.bankURL, "bank-url", "http://127.0.0.1:8000", "Base URL of the bank partner's API.")
+	fs.DurationVar(&f.bankTimeout, "bank-timeout", bank.DefaultTimeout, "Timeout of one call to the bank.")
+	fs.Float64Var(&f.bankQPS, "bank-qps", 2000, "Most calls per second to the bank, across all applications (0: unlimited).")
+	fs.IntVar(&f.bankBurst, "bank-burst", 100, "Burst of calls to the bank above --bank-qps.")
+	fs.DurationVar(&f.timing.FirstPollDelay, "first-poll-delay", controller.DefaultTiming.FirstPollDelay,
 		"Earliest poll after a submission: the bank's minimum assessment time.")
-	flag.DurationVar(&f.timing.PollInterval, "poll-interval", controller.DefaultTiming.PollInterval,
+	fs.DurationVar(&f.timing.PollInterval, "poll-interval", controller.DefaultTiming.PollInterval,
 		"Wait between two polls of a pending application; bounds how late a decision is noticed.")
-	flag.DurationVar(&f.timing.NotFoundGrace, "not-found-grace", controller.DefaultTiming.NotFoundGrace,
+	fs.DurationVar(&f.timing.NotFoundGrace, "not-found-grace", controller.DefaultTiming.NotFoundGrace,
 		"How long after a submission a 404 from the bank is taken for lag; after it, the application is submitted again.")
-	flag.Float64Var(&f.timing.Jitter, "poll-jitter", controller.DefaultTiming.Jitter,
+	fs.Float64Var(&f.timing.Jitter, "poll-jitter", controller.DefaultTiming.Jitter,
 		"Random spread of the polls, so that applications do not poll in lockstep: the first poll comes up to this fraction "+
 			"later than --first-poll-delay, the next ones within ± half of it around --poll-interval.")
-	flag.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 64,
+	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 64,
 		"Applications reconciled at once; reconciles wait on the bank, so this is well above the number of cores.")
-	flag.DurationVar(&f.retryBaseDelay, "retry-base-delay", 500*time.Millisecond, "First retry delay after a transient bank error.")
-	flag.DurationVar(&f.retryMaxDel, "retry-max-delay", 2*time.Minute, "Longest retry delay after repeated transient bank errors.")
-	flag.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 2000, "Most requests per second to the Kubernetes API (-1: unlimited).")
-	flag.IntVar(&f.kubeAPIBurst, "kube-api-burst", 4000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
+	fs.DurationVar(&f.retryBaseDelay, "retry-base-delay", 500*time.Millisecond, "First retry delay after a transient bank error.")
+	fs.DurationVar(&f.retryMaxDel, "retry-max-delay", 2*time.Minute, "Longest retry delay after repeated transient bank errors.")
+	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 2000, "Most requests per second to the Kubernetes API (-1: unlimited).")
+	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 4000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
 	opts := zap.Options{Development: false}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
-	return f, opts
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return f, opts, err
+	}
+	return f, opts, f.validate()
 }
 
 // validate refuses settings that would make the controller poll in a tight loop or never.
@@ -131,9 +135,9 @@ func (f flags) validate() error {
 }
 
 func main() {
-	f, zapOpts := parseFlags()
+	f, zapOpts, err := parseFlags(flag.CommandLine, os.Args[1:])
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	if err := f.validate(); err != nil {
+	if err != nil {
 		setupLog.Error(err, "invalid flags")
 		os.Exit(1)
 	}
