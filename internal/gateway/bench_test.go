@@ -124,8 +124,8 @@ func runConcurrently(b *testing.B, ctx context.Context, n int, op func(ctx conte
 // client is the very client the gateway creates with (client-go REST under controller-runtime's
 // typed client, same scheme, mapper and rest.Config), so that the ratio is the cost of the
 // gateway's layer alone. (testenv's general-purpose env.Client, built on client-go's global
-// scheme and a discovering REST mapper, measured about 15% slower than it on this machine, which
-// would flatter the gateway.)
+// scheme and a discovering REST mapper, measured slower than it on this machine, which would
+// flatter the gateway.)
 func BenchmarkCreateThroughput(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), benchDeadline)
 	defer cancel()
