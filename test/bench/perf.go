@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,13 +16,13 @@ import (
 const perfStopBound = 30 * time.Second
 
 // profiledProcesses are the processes whose CPU profiles explain the figures.
-var profiledProcesses = []string{"kube-apiserver", "etcd", "gateway", "controller-0"}
+var profiledProcesses = []string{"etcd", "gateway", "controller-0"}
 
 // profile starts `perf record` (sampled CPU stacks; Go binaries keep frame pointers, so the
-// call graphs are complete) on each running process of the stack that explains the figures,
-// writing <perfDir>/<step>-<process>.perf.data, and answers the function that stops them. It
-// does nothing without --perf-dir. Read a profile with
-// `perf report -i <file> --no-children --stdio --sort symbol`.
+// call graphs are complete) on the gateway, the controller and etcd, writing
+// <perfDir>/<step>-<process>.perf.data, and the API server's own pprof profile, and answers the
+// function that stops them. It does nothing without --perf-dir. Read them with
+// `perf report -i <file> --no-children --stdio --sort symbol` and `go tool pprof -top <file>`.
 func (b *bench) profile(step string) (stop func()) {
 	if b.perfDir == "" {
 		return func() {}
@@ -40,11 +41,37 @@ func (b *bench) profile(step string) (stop func()) {
 		}
 		cmds = append(cmds, cmd)
 	}
+	apiProfile := b.profileAPIServer(step)
 	return func() {
 		for _, cmd := range cmds {
 			stopPerf(cmd)
 		}
+		<-apiProfile
 	}
+}
+
+// apiServerProfileSeconds is the length of the API server's CPU profile of a step (from its
+// start): the API server binary is stripped, so perf cannot name its functions, but it serves
+// Go's pprof to an administrator (--profiling, on by default).
+const apiServerProfileSeconds = 25
+
+// profileAPIServer fetches the API server's pprof CPU profile of the first seconds of a step
+// into <perfDir>/<step>-kube-apiserver.pprof; the channel closes when it is written.
+func (b *bench) profileAPIServer(step string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx, cancel := context.WithTimeout(context.Background(), (apiServerProfileSeconds+15)*time.Second)
+		defer cancel()
+		data, err := b.sys.apiRead(ctx, "/debug/pprof/profile?seconds="+strconv.Itoa(apiServerProfileSeconds))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(b.perfDir, slug(step)+"-kube-apiserver.pprof"), data, 0o644)
+		}
+		if err != nil {
+			progress("the API server's CPU profile of %q: %v", step, err)
+		}
+	}()
+	return done
 }
 
 // stopPerf asks perf to write its data (SIGINT) and waits for it, killing it past the bound.

@@ -25,6 +25,18 @@ func (b *bench) createComparison(ctx context.Context) error {
 	if err := b.ensureNamespace(ctx, directNamespace); err != nil {
 		return err
 	}
+	// A warm-up, not counted: connections opened, code paths and caches warm on both sides.
+	warmUp := b.scale.concurrency
+	gwWarm := runLoad(ctx, warmUp, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
+		_, err := b.sys.createThroughGateway(ctx, -1-i)
+		return err
+	})
+	directWarm := runLoad(ctx, warmUp, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
+		return b.sys.createDirect(ctx, directNamespace, "warm-up-"+strconv.Itoa(i), i)
+	})
+	if gwWarm.FirstErr != nil || directWarm.FirstErr != nil {
+		return fmt.Errorf("warming up: gateway %v, direct %v", gwWarm.FirstErr, directWarm.FirstErr)
+	}
 	perRound := b.scale.compare / createRounds
 	var viaGateway, direct loadResult
 	gatewayCPU, directCPU := cpuAccount{}, cpuAccount{}
@@ -73,7 +85,7 @@ func (b *bench) countCPU(into *cpuAccount) func() {
 
 func (b *bench) reportCreates(viaGateway, direct loadResult) {
 	r, sc := b.rep, scenarioCreate
-	note := fmt.Sprintf("%d creates per side at concurrency %d, %d interleaved rounds, controller stopped",
+	note := fmt.Sprintf("%d creates per side at concurrency %d, after a warm-up, %d interleaved rounds, controller stopped",
 		viaGateway.Done, b.scale.concurrency, createRounds)
 	r.add(sc, "creates/s through the gateway", viaGateway.Rate(), "/s", note)
 	r.add(sc, "creates/s direct client-go Create", direct.Rate(), "/s", note)
