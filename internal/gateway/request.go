@@ -63,6 +63,11 @@ func decodeApplicationRequest(body io.Reader) (names, *problem) {
 	if len(data) > maxBodyBytes {
 		return names{}, bodyTooLarge()
 	}
+	// The decoder would silently replace invalid UTF-8 with U+FFFD, storing a name the customer
+	// never sent; refuse the body instead.
+	if !utf8.Valid(data) {
+		return names{}, newProblem(http.StatusBadRequest, "the request body is not valid UTF-8 text")
+	}
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return names{}, newProblem(http.StatusBadRequest, "the request body is empty: send a JSON object with first_name and last_name")
 	}
@@ -123,6 +128,10 @@ func checkName(field string, value *string) *fieldError {
 		return &fieldError{Field: field, Message: field + " is required"}
 	case *value == "":
 		return &fieldError{Field: field, Message: field + " must not be empty"}
+	case strings.ContainsRune(*value, utf8.RuneError):
+		// A lone surrogate escape (\ud800) is valid JSON that decodes to U+FFFD: not what was sent.
+		return &fieldError{Field: field, Message: field + " must be valid Unicode text (it holds an unpaired surrogate " +
+			"or the replacement character U+FFFD)"}
 	case utf8.RuneCountInString(*value) > maxNameLength:
 		return &fieldError{Field: field, Message: fmt.Sprintf("%s must be at most %d characters (got %d)",
 			field, maxNameLength, utf8.RuneCountInString(*value))}

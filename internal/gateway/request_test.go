@@ -42,8 +42,11 @@ func FuzzDecodeApplicationRequest(f *testing.F) {
 			}
 			return
 		}
+		if !utf8.Valid(body) {
+			t.Fatalf("accepted a body that is not valid UTF-8: %q", body)
+		}
 		for _, name := range []string{got.first, got.last} {
-			if name == "" || utf8.RuneCountInString(name) > maxNameLength {
+			if name == "" || utf8.RuneCountInString(name) > maxNameLength || strings.ContainsRune(name, utf8.RuneError) {
 				t.Fatalf("accepted an invalid name %q from %q", name, body)
 			}
 		}
@@ -70,6 +73,12 @@ func TestDecodeApplicationRequest(t *testing.T) {
 		{"unknown field", `{"first_name":"Ada","last_name":"L","age":3}`, http.StatusBadRequest, `unknown field "age"`},
 		{"wrong type", `{"first_name":["Ada"],"last_name":"L"}`, http.StatusBadRequest, "field first_name"},
 		{"missing", `{"first_name":"Ada"}`, http.StatusUnprocessableEntity, "last_name is required"},
+		{"overlong UTF-8 in a name", "{\"first_name\":\"Ada\xc0\xaf\",\"last_name\":\"L\"}", http.StatusBadRequest, "not valid UTF-8"},
+		{"a 0xFF byte in a name", "{\"first_name\":\"Ada\xff\",\"last_name\":\"L\"}", http.StatusBadRequest, "not valid UTF-8"},
+		{"an unpaired surrogate escape", `{"first_name":"Ada\ud800","last_name":"L"}`, http.StatusUnprocessableEntity,
+			"unpaired surrogate"},
+		{"the replacement character itself", `{"first_name":"Ada\ufffd","last_name":"L"}`, http.StatusUnprocessableEntity,
+			"U+FFFD"},
 		{"one byte over the limit", `{"first_name":"` + strings.Repeat("a", maxBodyBytes) + `"}`,
 			http.StatusRequestEntityTooLarge, "larger than 65536 bytes"},
 	}
