@@ -32,11 +32,11 @@ import (
 const (
 	benchConcurrency = 64
 	// benchCreates is the number of creates of each round of each path.
-	benchCreates = 3000
+	benchCreates = 1000
 	// benchWarmup is the number of untimed creates of each path before the rounds.
 	benchWarmup = 500
 	// benchRounds alternates the two paths, so that a drift of the machine does not favour one.
-	benchRounds = 4
+	benchRounds = 11
 	// benchStored is the number of applications stored for the list benchmark.
 	benchStored = 10000
 	// benchListSamples is the number of timed lists of each path; the median is reported.
@@ -147,20 +147,30 @@ func BenchmarkCreateThroughput(b *testing.B) {
 	directBatch(benchWarmup)
 	runConcurrently(b, ctx, benchWarmup, viaGateway)
 	for b.Loop() {
-		var directRate, gatewayRate float64
+		var directSum, gatewaySum float64
+		ratios := make([]float64, 0, benchRounds)
 		for round := range benchRounds {
-			// Alternate which path goes first, so that neither always follows the other.
+			// Alternate which path goes first, so that neither always follows the other; each
+			// round's pair of batches ran seconds apart, so their ratio is little touched by the
+			// drift of a shared machine, and the median of the rounds' ratios by its outliers.
+			var directRate, gatewayRate float64
 			if round%2 == 0 {
-				directRate += directBatch(benchCreates)
-				gatewayRate += runConcurrently(b, ctx, benchCreates, viaGateway)
+				directRate = directBatch(benchCreates)
+				gatewayRate = runConcurrently(b, ctx, benchCreates, viaGateway)
 			} else {
-				gatewayRate += runConcurrently(b, ctx, benchCreates, viaGateway)
-				directRate += directBatch(benchCreates)
+				gatewayRate = runConcurrently(b, ctx, benchCreates, viaGateway)
+				directRate = directBatch(benchCreates)
 			}
+			directSum += directRate
+			gatewaySum += gatewayRate
+			ratios = append(ratios, gatewayRate/directRate)
 		}
-		b.ReportMetric(directRate/benchRounds, "direct-creates/s")
-		b.ReportMetric(gatewayRate/benchRounds, "gateway-creates/s")
-		b.ReportMetric(gatewayRate/directRate, "gateway/direct")
+		slices.Sort(ratios)
+		b.ReportMetric(directSum/benchRounds, "direct-creates/s")
+		b.ReportMetric(gatewaySum/benchRounds, "gateway-creates/s")
+		b.ReportMetric(ratios[len(ratios)/2], "gateway/direct-median")
+		b.ReportMetric(ratios[0], "gateway/direct-min")
+		b.ReportMetric(ratios[len(ratios)-1], "gateway/direct-max")
 	}
 }
 
