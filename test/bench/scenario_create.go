@@ -12,7 +12,7 @@ import (
 const createRounds = 4
 
 // createBatchBound bounds one round of creates.
-const createBatchBound = 5 * time.Minute
+const createBatchBound = 10 * time.Minute
 
 // createComparison is scenario 2: creates through the gateway against direct client-go creates
 // of the same objects at the same concurrency, with the controller stopped so that neither side

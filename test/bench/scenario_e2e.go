@@ -55,16 +55,11 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		return err
 	}
 	cpuBefore := b.sys.takeCPU()
-	names := make([]string, b.scale.apps)
-	load := runLoad(ctx, b.scale.apps, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
-		name, err := b.sys.createThroughGateway(ctx, i)
-		names[i] = name
+	keys, load, err := b.createThroughGateway(ctx, b.scale.apps)
+	if err != nil {
 		return err
-	})
-	if load.FirstErr != nil {
-		return fmt.Errorf("creating through the gateway: %d failed: %w", load.Failed, load.FirstErr)
 	}
-	b.decided = keysOf(names)
+	b.decided = keys
 	bound := b.timing.bankMax + 2*time.Minute
 	if err := b.sys.watch.waitFor(ctx, b.decided, isFinal, bound); err != nil {
 		return fmt.Errorf("waiting for every application to be final: %w", err)
@@ -114,6 +109,20 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 	r.add(sc, "decision -> first poll that saw it, p99", seconds(percentile(toPoll, 99)), "s",
 		"from the simulator's own record: how much of the above is waiting for the next poll")
 	r.check(sc, "every application final, one accepted submission each", missing == 0 && b.onceEach(b.decided, stats), "")
+}
+
+// createThroughGateway creates n applications through the gateway at the run's concurrency.
+func (b *bench) createThroughGateway(ctx context.Context, n int) ([]types.NamespacedName, loadResult, error) {
+	names := make([]string, n)
+	load := runLoad(ctx, n, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
+		name, err := b.sys.createThroughGateway(ctx, i)
+		names[i] = name
+		return err
+	})
+	if load.FirstErr != nil {
+		return nil, load, fmt.Errorf("creating through the gateway: %d failed: %w", load.Failed, load.FirstErr)
+	}
+	return keysOf(names), load, nil
 }
 
 // lastFinal is when the last of the applications was seen final.

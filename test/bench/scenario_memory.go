@@ -40,7 +40,7 @@ func (b *bench) largeMemory(ctx context.Context) error {
 	if err := ctrl.Start(ctx); err != nil {
 		return fmt.Errorf("starting the controller: %w", err)
 	}
-	b.rep.add(scenarioMemory+" at "+strconv.Itoa(b.scale.large), "controller start -> cache synced (ready)",
+	b.rep.add(scenarioMemory+" at "+strconv.Itoa(b.scale.large), "controller start -> ready (/readyz)",
 		seconds(time.Since(started)), "s", "")
 	mem, err := sampleMemory(ctx, ctrl, b.sys.controllerMetrics, b.scale.gcWait)
 	if err != nil {

@@ -17,7 +17,7 @@ const pageLimit = 1000
 const apiApplications = "/apis/loans.lendo.se/v1alpha1/namespaces/" + gatewayNamespace + "/loanapplications"
 
 // pageBound bounds a traversal of every page.
-const pageBound = 5 * time.Minute
+const pageBound = 10 * time.Minute
 
 // readsAt is scenario 3 with n applications stored: the first page of a list by status and a
 // get by id, each through the gateway (its cache) and straight from the API server, one read at

@@ -24,16 +24,11 @@ func (b *bench) restartUnderLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	names := make([]string, b.scale.apps)
-	load := runLoad(ctx, b.scale.apps, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
-		name, err := b.sys.createThroughGateway(ctx, i)
-		names[i] = name
+	keys, _, err := b.createThroughGateway(ctx, b.scale.apps)
+	if err != nil {
 		return err
-	})
-	if load.FirstErr != nil {
-		return fmt.Errorf("creating through the gateway: %d failed: %w", load.Failed, load.FirstErr)
 	}
-	b.pending = keysOf(names)
+	b.pending = keys
 	if err := b.sys.watch.waitFor(ctx, b.pending, isPending, 2*time.Minute); err != nil {
 		return fmt.Errorf("waiting for every application to be submitted: %w", err)
 	}
@@ -83,7 +78,7 @@ func (b *bench) reportRestart(f restartFigures) {
 	r.add(sc, "applications pending at the stop", float64(f.stillPending), "",
 		fmt.Sprintf("of %d submitted; the rest were already decided", n))
 	r.add(sc, "stop (SIGTERM) -> exited", seconds(f.stopTook), "s", "")
-	r.add(sc, "start -> ready (cache synced)", seconds(f.readyAfter), "s", "")
+	r.add(sc, "start -> ready (/readyz)", seconds(f.readyAfter), "s", "")
 	afterStart := samplesSince(f.samples, f.startedAt)
 	base := 0.0
 	if len(afterStart) > 0 {
