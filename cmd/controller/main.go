@@ -99,8 +99,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	fs.Float64Var(&f.timing.Jitter, "poll-jitter", controller.DefaultTiming.Jitter,
 		"Random spread of the polls, so that applications do not poll in lockstep: the first poll comes up to this fraction "+
 			"later than --first-poll-delay, the next ones within ± half of it around --poll-interval.")
-	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", 64,
-		"Applications reconciled at once; reconciles wait on the bank, so this is well above the number of cores.")
+	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
+		"Applications reconciled at once; reconciles wait on the bank and the API server, so this is well above the number of cores.")
 	fs.DurationVar(&f.retryBaseDelay, "retry-base-delay", 500*time.Millisecond, "First retry delay after a transient bank error.")
 	fs.DurationVar(&f.retryMaxDel, "retry-max-delay", 2*time.Minute, "Longest retry delay after repeated transient bank errors.")
 	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 2000, "Most requests per second to the Kubernetes API (-1: unlimited).")
