@@ -184,8 +184,12 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir}
 	progress("starting etcd, kube-apiserver, the bank simulator, the controller and the gateway (logs in %s)",
 		filepath.Join(s.devDir, "logs"))
+	binDir, err := snapshotBinaries(filepath.Join(s.repoDir, "bin"), filepath.Join(s.devDir, "bin"))
+	if err != nil {
+		return nil, err
+	}
 	stack, err := devenv.Start(ctx, devenv.Options{
-		DevDir: s.devDir, Reset: true, RepoDir: s.repoDir,
+		DevDir: s.devDir, Reset: true, RepoDir: s.repoDir, BinDir: binDir,
 		GatewayAddr: "127.0.0.1:0", BankAddr: "127.0.0.1:0",
 		BankMinDelay: b.timing.bankMin, BankMaxDelay: b.timing.bankMax,
 		UnsafeNoFsync:  s.unsafeNoFsync,
@@ -199,6 +203,27 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 		return nil, errors.Join(err, stack.Stop())
 	}
 	return b, nil
+}
+
+// programs are the binaries of `make build` that the stack runs.
+var programs = []string{"loan-controller", "loan-gateway", "bank-sim"}
+
+// snapshotBinaries copies the built programs aside, so that a `make build` in the same checkout
+// during the run cannot swap a program between its stop and its restart.
+func snapshotBinaries(from, to string) (string, error) {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return "", err
+	}
+	for _, name := range programs {
+		data, err := os.ReadFile(filepath.Join(from, name))
+		if err != nil {
+			return "", fmt.Errorf("%w (run make build first)", err)
+		}
+		if err := os.WriteFile(filepath.Join(to, name), data, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
 }
 
 // progress tells the person waiting what the run is doing.

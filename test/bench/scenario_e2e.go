@@ -55,7 +55,7 @@ func (b *bench) endToEnd(ctx context.Context) error {
 		return err
 	}
 	cpuBefore := b.sys.takeCPU()
-	keys, load, err := b.createThroughGateway(ctx, b.scale.apps)
+	keys, load, err := b.createThroughGateway(ctx, scenarioEndToEnd, b.scale.apps)
 	if err != nil {
 		return err
 	}
@@ -111,18 +111,32 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 	r.check(sc, "every application final, one accepted submission each", missing == 0 && b.onceEach(b.decided, stats), "")
 }
 
-// createThroughGateway creates n applications through the gateway at the run's concurrency.
-func (b *bench) createThroughGateway(ctx context.Context, n int) ([]types.NamespacedName, loadResult, error) {
+// createThroughGateway creates n applications through the gateway at the run's concurrency and
+// answers those that were created. A few failed creates (a 503 from an overloaded machine) are
+// reported as a figure and the scenario goes on with the others; more than 1% end it.
+func (b *bench) createThroughGateway(ctx context.Context, scenario string, n int) ([]types.NamespacedName, loadResult, error) {
 	names := make([]string, n)
 	load := runLoad(ctx, n, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
 		name, err := b.sys.createThroughGateway(ctx, i)
 		names[i] = name
 		return err
 	})
-	if load.FirstErr != nil {
-		return nil, load, fmt.Errorf("creating through the gateway: %d failed: %w", load.Failed, load.FirstErr)
+	if load.FirstErr != nil && (load.Done == 0 || load.Done < n-n/100) {
+		return nil, load, fmt.Errorf("creating through the gateway: %d of %d created: %w", load.Done, n, load.FirstErr)
 	}
-	return keysOf(names), load, nil
+	note := ""
+	if load.FirstErr != nil {
+		note = "first: " + load.FirstErr.Error()
+	}
+	b.rep.check(scenario, "every create through the gateway succeeded", load.Done == n,
+		fmt.Sprintf("%d of %d; %s", load.Done, n, note))
+	created := make([]string, 0, load.Done)
+	for _, name := range names {
+		if name != "" {
+			created = append(created, name)
+		}
+	}
+	return keysOf(created), load, nil
 }
 
 // lastFinal is when the last of the applications was seen final.

@@ -24,7 +24,7 @@ func (b *bench) restartUnderLoad(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, _, err := b.createThroughGateway(ctx, b.scale.apps)
+	keys, _, err := b.createThroughGateway(ctx, scenarioRestart, b.scale.apps)
 	if err != nil {
 		return err
 	}
