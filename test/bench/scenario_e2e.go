@@ -98,7 +98,7 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 	r.add(sc, "controller's API writes per application, Events included", (after.controllerWrites-before.controllerWrites)/n, "",
 		"POST/PUT/PATCH/DELETE from the controller's client-go metrics")
 	r.add(sc, "reconciles per application", (after.reconciles-before.reconciles)/n, "", "controller_runtime_reconcile_total")
-	toStatus, toPoll, missing := b.decisionDelays(b.decided, stats)
+	toStatus, toPoll, pollToStatus, missing := b.decisionDelays(b.decided, stats)
 	note := "bank decision -> status seen by a watch of the API, over " + strconv.Itoa(len(toStatus)) + " applications"
 	if missing > 0 {
 		note += fmt.Sprintf("; %d without a bank decision on record", missing)
@@ -108,6 +108,8 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 		seconds(b.timing.pollInterval+time.Second), "target: poll interval + 1 s")
 	r.add(sc, "decision -> first poll that saw it, p99", seconds(percentile(toPoll, 99)), "s",
 		"from the simulator's own record: how much of the above is waiting for the next poll")
+	r.add(sc, "poll that saw it -> status seen, p99", seconds(percentile(pollToStatus, 99)), "s",
+		"the rest: the controller's status write and the watch delivering it")
 	r.check(sc, "every application final, one accepted submission each", missing == 0 && b.onceEach(b.decided, stats), "")
 }
 
@@ -151,8 +153,10 @@ func (b *bench) lastFinal(keys []types.NamespacedName) time.Time {
 }
 
 // decisionDelays are, for each application the bank decided, the time from its decision to the
-// status a watch showed, and to the first poll that answered it.
-func (b *bench) decisionDelays(keys []types.NamespacedName, stats banksim.Stats) (toStatus, toPoll []time.Duration, missing int) {
+// status a watch showed, from its decision to the first poll that answered it, and from that poll
+// to the status.
+func (b *bench) decisionDelays(keys []types.NamespacedName, stats banksim.Stats) (toStatus, toPoll, pollToStatus []time.Duration,
+	missing int) {
 	for _, k := range keys {
 		s := b.sys.watch.get(k)
 		d, ok := stats.Decisions[string(s.uid)]
@@ -163,9 +167,10 @@ func (b *bench) decisionDelays(keys []types.NamespacedName, stats banksim.Stats)
 		toStatus = append(toStatus, s.finalAt.Sub(d.DecidedAt))
 		if d.SeenAt != nil {
 			toPoll = append(toPoll, d.SeenAt.Sub(d.DecidedAt))
+			pollToStatus = append(pollToStatus, s.finalAt.Sub(*d.SeenAt))
 		}
 	}
-	return toStatus, toPoll, missing
+	return toStatus, toPoll, pollToStatus, missing
 }
 
 // onceEach reports whether the bank accepted exactly one submission of each application.
