@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/lendo/loan-operator/internal/gateway"
 )
@@ -49,12 +50,14 @@ type flags struct {
 	requestTimeout time.Duration
 	kubeAPIQPS     float64
 	kubeAPIBurst   int
+	metricsAddr    string
+	secureMetrics  bool
 }
 
 func parseFlags() (flags, zap.Options) {
 	var f flags
 	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080",
-		"Address of the REST API, /healthz, /readyz, /metrics, /openapi.json and /docs (:8080 in a cluster).")
+		"Address of the REST API, /healthz, /readyz, /openapi.json, /docs and, without --metrics-bind-address, /metrics (:8080 in a cluster).")
 	flag.StringVar(&f.namespace, "namespace", "default", "Namespace where the gateway creates LoanApplications and which it reads.")
 	flag.StringVar(&f.authTokenFile, "auth-token-file", "",
 		"File holding a bearer token that every /api/ request must carry (default: no authentication).")
@@ -62,6 +65,12 @@ func parseFlags() (flags, zap.Options) {
 		"Longest wait for the Kubernetes API server in one request; past it the client gets a 503.")
 	flag.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 5000, "Most requests per second to the Kubernetes API (-1: unlimited).")
 	flag.IntVar(&f.kubeAPIBurst, "kube-api-burst", 10000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
+	flag.StringVar(&f.metricsAddr, "metrics-bind-address", "",
+		"Serve /metrics at this address instead of --addr (:8443 in a cluster), with controller-runtime's metrics server; "+
+			"0 turns /metrics off. Empty: /metrics is on --addr, open to every caller.")
+	flag.BoolVar(&f.secureMetrics, "metrics-secure", true,
+		"With --metrics-bind-address: serve /metrics over HTTPS to callers allowed to GET /metrics (authentication and "+
+			"authorization by the Kubernetes API). Use --metrics-secure=false for plain HTTP.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,6 +100,10 @@ func run(f flags) error {
 		AuthToken:      token,
 		RequestTimeout: f.requestTimeout,
 		Log:            ctrl.Log.WithName("gateway"),
+		// One gateway per process: its metrics go to controller-runtime's registry, the one
+		// controller-runtime's metrics server serves.
+		MetricsRegistry:        ctrlmetrics.Registry,
+		MetricsServedElsewhere: f.metricsAddr != "",
 	})
 	if err != nil {
 		return err
@@ -101,6 +114,10 @@ func run(f flags) error {
 	defer stopCache()
 	cacheDone := make(chan error, 1)
 	go func() { cacheDone <- gw.Start(cacheCtx) }()
+	metricsDone, err := startMetricsServer(ctx, cfg, f)
+	if err != nil {
+		return err
+	}
 
 	srv := gateway.NewHTTPServer(f.addr, gw.Handler())
 	serveDone := make(chan error, 1)
@@ -112,6 +129,8 @@ func run(f flags) error {
 		return fmt.Errorf("serving on %s: %w", f.addr, err)
 	case err := <-cacheDone:
 		return fmt.Errorf("informer cache stopped: %w", err)
+	case err := <-metricsDone:
+		return fmt.Errorf("serving metrics on %s: %w", f.metricsAddr, err)
 	case <-ctx.Done():
 	}
 	// Graceful: stop accepting, let the requests in flight finish, then stop the cache they read.
@@ -122,6 +141,27 @@ func run(f flags) error {
 		return fmt.Errorf("shutting down: %w", err)
 	}
 	return nil
+}
+
+// startMetricsServer starts the metrics server of --metrics-bind-address until ctx ends. The
+// channel receives the error that stops it early; it is nil (never ready) when there is no such
+// server.
+func startMetricsServer(ctx context.Context, cfg *rest.Config, f flags) (<-chan error, error) {
+	if f.metricsAddr == "" {
+		return nil, nil
+	}
+	srv, err := gateway.NewMetricsServer(cfg, gateway.MetricsServerOptions{BindAddress: f.metricsAddr, Secure: f.secureMetrics})
+	if err != nil || srv == nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() {
+		if err := srv.Start(ctx); err != nil {
+			done <- err
+		}
+	}()
+	setupLog.Info("serving metrics", "addr", f.metricsAddr, "secure", f.secureMetrics)
+	return done, nil
 }
 
 // restConfig applies the client-side rate limit, high enough not to cap thousands of creates per

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,23 +11,31 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // unmatchedRoute is the route label of requests that matched no route, so that a scan of random
 // paths cannot grow the number of series.
 const unmatchedRoute = "unmatched"
 
-// metrics are the gateway's Prometheus metrics, in a registry of its own (one per gateway, so
-// that several can run in one process, as in the tests).
+// metrics are the gateway's Prometheus metrics and the registry that holds them: one of the
+// gateway's own by default (so that several gateways can run in one process, as in the tests),
+// or the one the caller gives (the program gives controller-runtime's, which its metrics server
+// serves).
 type metrics struct {
-	registry *prometheus.Registry
+	registry ctrlmetrics.RegistererGatherer
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+// newMetrics registers the gateway's metrics in registry (a new registry when nil). It fails
+// when the registry already holds them: one registry serves one gateway.
+func newMetrics(registry ctrlmetrics.RegistererGatherer) (*metrics, error) {
+	if registry == nil {
+		registry = prometheus.NewRegistry()
+	}
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
+		registry: registry,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loan_gateway_requests_total",
 			Help: "REST requests answered, by route pattern, method and status code.",
@@ -38,9 +47,13 @@ func newMetrics() *metrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
 	}
-	m.registry.MustRegister(m.requests, m.duration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	for _, c := range []prometheus.Collector{m.requests, m.duration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := registry.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway: registering its metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // middleware counts and times each request under its route pattern (never the raw path, which

@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/rest"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // The gateway's rights: create, get, list and watch LoanApplications, nothing else (no update,
@@ -32,6 +33,14 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Log receives errors the client sees only as 5xx.
 	Log logr.Logger
+	// MetricsRegistry receives the gateway's metrics; nil: a registry of the gateway's own. A
+	// registry holds the metrics of one gateway only.
+	MetricsRegistry ctrlmetrics.RegistererGatherer
+	// MetricsServedElsewhere leaves /metrics out of Handler (it answers 404 there), because
+	// another server serves MetricsRegistry: in a cluster, controller-runtime's metrics server
+	// behind authentication and authorization (see NewMetricsServer), since Handler is open to
+	// everyone who may call the API.
+	MetricsServedElsewhere bool
 }
 
 // Gateway serves the REST API. Start runs its cache; Handler serves the HTTP routes.
@@ -55,7 +64,11 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{opts: opts, store: s, metrics: newMetrics()}
+	m, err := newMetrics(opts.MetricsRegistry)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{opts: opts, store: s, metrics: m}
 	g.handler = g.routes()
 	return g, nil
 }
@@ -71,7 +84,8 @@ func (g *Gateway) Ready() bool {
 	return g.store.synced.Load()
 }
 
-// Handler serves every route: the REST API, health, metrics and documentation.
+// Handler serves every route: the REST API, health, metrics (unless served elsewhere) and
+// documentation.
 func (g *Gateway) Handler() http.Handler {
 	return g.handler
 }
@@ -92,7 +106,9 @@ func (g *Gateway) routes() http.Handler {
 
 	r.Get("/healthz", serveHealthz)
 	r.Get("/readyz", g.serveReadyz)
-	r.Method(http.MethodGet, "/metrics", g.metrics.handler())
+	if !g.opts.MetricsServedElsewhere {
+		r.Method(http.MethodGet, "/metrics", g.metrics.handler())
+	}
 	r.Get("/openapi.json", serveOpenAPIJSON)
 	r.Get("/openapi.yaml", serveOpenAPIYAML)
 	r.Get("/docs", redirectToDocs)
