@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -86,13 +87,29 @@ var _ = Describe("RBAC", func() {
 			expectNoSecrets(ctx, gateway, namespace)
 		})
 
-		It("holds no more than create, get, list and watch on LoanApplications", func(ctx context.Context) {
+		It("reviews the tokens and the rights of the callers of its secure metrics endpoint", func(ctx context.Context) {
+			review, err := gateway.clientset.AuthenticationV1().TokenReviews().Create(ctx,
+				&authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: "not-a-token"}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(review.Status.Authenticated).To(BeFalse())
+			access, err := gateway.clientset.AuthorizationV1().SubjectAccessReviews().Create(ctx,
+				&authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+					User: "system:serviceaccount:" + namespace + ":prometheus", Groups: []string{"system:authenticated"},
+					NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: "/metrics", Verb: "get"},
+				}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(access.Status.Allowed).To(BeFalse(), "nobody bound that ServiceAccount to metrics-reader")
+		})
+
+		It("holds no more than create, get, list and watch on LoanApplications and the metrics filter's reviews", func(ctx context.Context) {
 			for _, ns := range []string{namespace, systemNamespace} {
 				Expect(grantedRules(ctx, gateway, ns)).To(Equal(sets.New(
 					"loans.lendo.se/loanapplications:create",
 					"loans.lendo.se/loanapplications:get",
 					"loans.lendo.se/loanapplications:list",
 					"loans.lendo.se/loanapplications:watch",
+					"authentication.k8s.io/tokenreviews:create",
+					"authorization.k8s.io/subjectaccessreviews:create",
 				)), "in namespace %s", ns)
 			}
 		})

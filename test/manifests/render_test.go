@@ -59,8 +59,8 @@ var _ = Describe("The kustomize packages", func() {
 				}
 			}
 			Expect(r.kinds()).To(HaveKeyWithValue("Deployment", 3))
-			Expect(r.kinds()).To(HaveKeyWithValue("Service", 3))
-			Expect(r.kinds()).To(HaveKeyWithValue("NetworkPolicy", 3))
+			Expect(r.kinds()).To(HaveKeyWithValue("Service", 4))
+			Expect(r.kinds()).To(HaveKeyWithValue("NetworkPolicy", 4))
 		})
 
 		It("runs every pod as non-root, read-only, without capabilities, with resources and probes", func() {
@@ -103,12 +103,14 @@ var _ = Describe("The kustomize packages", func() {
 				HaveField("TargetPort.IntVal", BeEquivalentTo(8443)))))
 		})
 
-		It("runs the gateway as its own ServiceAccount behind a Service on 8080", func() {
+		It("runs the gateway as its own ServiceAccount behind a Service on 8080, its secure metrics behind one on 8443", func() {
 			gateway := typed[appsv1.Deployment](r.get("Deployment", "loan-operator-gateway"))
 			pod := gateway.Spec.Template.Spec
 			Expect(pod.ServiceAccountName).To(Equal("loan-operator-gateway"))
 			container := pod.Containers[0]
-			Expect(container.Args).To(ContainElement("--addr=:8080"))
+			Expect(container.Args).To(ContainElements("--addr=:8080", "--metrics-bind-address=:8443"))
+			// --metrics-secure defaults to true: HTTPS behind authentication and authorization.
+			Expect(container.Args).NotTo(ContainElement(HavePrefix("--metrics-secure")))
 			Expect(container.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
 			Expect(container.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
 			Expect(containerPort(container, container.ReadinessProbe.HTTPGet.Port.String())).To(BeEquivalentTo(8080))
@@ -118,9 +120,17 @@ var _ = Describe("The kustomize packages", func() {
 			Expect(service.Spec.Ports).To(HaveLen(1))
 			Expect(service.Spec.Ports[0].Port).To(BeEquivalentTo(8080))
 			Expect(containerPort(container, service.Spec.Ports[0].TargetPort.String())).To(BeEquivalentTo(8080))
+
+			// The metrics have a Service of their own, so that exposing the API never exposes them.
+			metrics := typed[corev1.Service](r.get("Service", "loan-operator-gateway-metrics-service"))
+			Expect(selectedDeployments(r, metrics.Spec.Selector)).To(ConsistOf("loan-operator-gateway"))
+			Expect(metrics.Spec.Ports).To(HaveLen(1))
+			Expect(metrics.Spec.Ports[0].Name).To(Equal("https"))
+			Expect(metrics.Spec.Ports[0].Port).To(BeEquivalentTo(8443))
+			Expect(containerPort(container, metrics.Spec.Ports[0].TargetPort.String())).To(BeEquivalentTo(8443))
 		})
 
-		It("lets only labelled namespaces reach the metrics, anyone the gateway, the controller the simulator", func() {
+		It("lets only labelled namespaces reach the metrics, anyone the gateway's API, the controller the simulator", func() {
 			policies := map[string]*networkingv1.NetworkPolicy{}
 			for _, obj := range r.ofKind("NetworkPolicy") {
 				np := typed[networkingv1.NetworkPolicy](obj)
@@ -134,6 +144,14 @@ var _ = Describe("The kustomize packages", func() {
 			Expect(metrics.Spec.Ingress[0].From).To(ConsistOf(HaveField("NamespaceSelector.MatchLabels",
 				Equal(map[string]string{"metrics": "enabled"}))))
 			Expect(metrics.Spec.Ingress[0].Ports).To(ConsistOf(HaveField("Port.IntVal", BeEquivalentTo(8443))))
+
+			gatewayMetrics := policies["loan-operator-allow-gateway-metrics-traffic"]
+			Expect(gatewayMetrics).NotTo(BeNil())
+			Expect(selectedDeployments(r, gatewayMetrics.Spec.PodSelector.MatchLabels)).To(ConsistOf("loan-operator-gateway"))
+			Expect(gatewayMetrics.Spec.Ingress).To(HaveLen(1))
+			Expect(gatewayMetrics.Spec.Ingress[0].From).To(ConsistOf(HaveField("NamespaceSelector.MatchLabels",
+				Equal(map[string]string{"metrics": "enabled"}))))
+			Expect(gatewayMetrics.Spec.Ingress[0].Ports).To(ConsistOf(HaveField("Port.IntVal", BeEquivalentTo(8443))))
 
 			gateway := policies["loan-operator-allow-gateway-traffic"]
 			Expect(gateway).NotTo(BeNil())
@@ -192,7 +210,7 @@ var _ = Describe("The kustomize packages", func() {
 			"Namespace":                        1,
 			"ServiceAccount":                   2,
 			"ClusterRole":                      7, // manager, gateway, metrics auth and reader, admin, editor, viewer
-			"ClusterRoleBinding":               3, // manager, gateway, metrics auth
+			"ClusterRoleBinding":               4, // manager, gateway, metrics auth of each
 			"Role":                             1, // leader election
 			"RoleBinding":                      1,
 			"ValidatingAdmissionPolicy":        1,
@@ -204,9 +222,12 @@ var _ = Describe("The kustomize packages", func() {
 		Expect(r.get("Role", "loan-operator-leader-election-role").GetNamespace()).To(Equal(systemNamespace))
 		Expect(r.get("RoleBinding", "loan-operator-leader-election-rolebinding").GetNamespace()).To(Equal(systemNamespace))
 		Expect(r.get("ClusterRoleBinding", "loan-operator-gateway-rolebinding")).NotTo(BeNil())
+		metricsAuth := r.get("ClusterRoleBinding", "loan-operator-gateway-metrics-auth-rolebinding")
+		role, _, _ := unstructured.NestedString(metricsAuth.Object, "roleRef", "name")
+		Expect(r.get("ClusterRole", role).GetName()).To(Equal("loan-operator-metrics-auth-role"))
 	})
 
-	It("config/prometheus scrapes the controller's metrics Service over HTTPS and the gateway's", func(ctx context.Context) {
+	It("config/prometheus scrapes the controller's and the gateway's metrics Services over HTTPS with a token", func(ctx context.Context) {
 		monitors := render(ctx, "prometheus")
 		def := render(ctx, "default")
 		Expect(monitors.kinds()).To(Equal(map[string]int{"ServiceMonitor": 2}))
@@ -231,12 +252,15 @@ var _ = Describe("The kustomize packages", func() {
 			Expect(services[0].Spec.Ports).To(ContainElement(HaveField("Name", endpoint["port"])))
 			scraped[services[0].Name] = endpoint
 		}
-		Expect(scraped).To(HaveKey("loan-operator-controller-manager-metrics-service"))
-		controller := scraped["loan-operator-controller-manager-metrics-service"]
-		Expect(controller).To(HaveKeyWithValue("scheme", "https"))
-		Expect(controller).To(HaveKeyWithValue("bearerTokenFile", "/var/run/secrets/kubernetes.io/serviceaccount/token"))
-		Expect(scraped).To(HaveKey("loan-operator-gateway"))
-		Expect(scraped["loan-operator-gateway"]).To(HaveKeyWithValue("path", "/metrics"))
+		Expect(scraped).To(HaveLen(2))
+		for _, service := range []string{"loan-operator-controller-manager-metrics-service", "loan-operator-gateway-metrics-service"} {
+			Expect(scraped).To(HaveKey(service))
+			endpoint := scraped[service]
+			Expect(endpoint).To(HaveKeyWithValue("path", "/metrics"), service)
+			Expect(endpoint).To(HaveKeyWithValue("port", "https"), service)
+			Expect(endpoint).To(HaveKeyWithValue("scheme", "https"), service)
+			Expect(endpoint).To(HaveKeyWithValue("bearerTokenFile", "/var/run/secrets/kubernetes.io/serviceaccount/token"), service)
+		}
 	})
 })
 
