@@ -64,9 +64,14 @@ var _ = Describe("The controller in a manager", func() {
 			Expect(got.Status.BankApplicationID).To(Equal(string(app.UID)))
 			Expect(got.Status.BankJobID).NotTo(BeEmpty())
 			Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
-			// The API server keeps seconds: compare with a second's tolerance.
-			Expect(got.Status.SubmittedAt.Time).To(BeTemporally("~", decision.CreatedAt, time.Second))
-			Expect(got.Status.DecidedAt.Time).To(BeTemporally("~", decision.DecidedAt, time.Second))
+			// The API server keeps seconds, so compare with the bank's times cut to the second. Each
+			// is recorded after the bank's event, never before; how much later is a figure of the
+			// benchmark (BenchmarkThousandApplications), here only bounded loosely, since a loaded
+			// machine delays polls and writes by seconds.
+			Expect(got.Status.SubmittedAt.Time).To(BeTemporally(">=", decision.CreatedAt.Truncate(time.Second)))
+			Expect(got.Status.SubmittedAt.Time).To(BeTemporally("<", decision.CreatedAt.Add(10*time.Second)))
+			Expect(got.Status.DecidedAt.Time).To(BeTemporally(">=", decision.DecidedAt.Truncate(time.Second)))
+			Expect(got.Status.DecidedAt.Time).To(BeTemporally("<", decision.DecidedAt.Add(10*time.Second)))
 			Expect(got.Status.DecidedAt.Before(got.Status.SubmittedAt)).To(BeFalse())
 			expectTrueCondition(got, loansv1alpha1.ConditionSubmitted, loansv1alpha1.ReasonSubmitted)
 			expectTrueCondition(got, loansv1alpha1.ConditionReady, string(phase))
