@@ -47,13 +47,39 @@ func newMetrics(registry ctrlmetrics.RegistererGatherer) (*metrics, error) {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: registering its metrics: %w", err)
 		}
 	}
+	if err := registerRuntimeCollectors(registry); err != nil {
+		return nil, fmt.Errorf("gateway: registering the Go and process metrics: %w", err)
+	}
 	return m, nil
+}
+
+// registerRuntimeCollectors adds the Go and process collectors (go_goroutines, process_*...)
+// unless the registry exports them already: controller-runtime's does, with every Go runtime
+// metric, once its controller package is linked in (as in the program), and a second Go or
+// process collector cannot join a registry that holds one.
+func registerRuntimeCollectors(registry ctrlmetrics.RegistererGatherer) error {
+	families, err := registry.Gather()
+	if err != nil {
+		return err
+	}
+	exported := make(map[string]bool, len(families))
+	for _, family := range families {
+		exported[family.GetName()] = true
+	}
+	if !exported["go_goroutines"] {
+		if err := registry.Register(collectors.NewGoCollector()); err != nil {
+			return err
+		}
+	}
+	if !exported["process_start_time_seconds"] {
+		return registry.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	return nil
 }
 
 // middleware counts and times each request under its route pattern (never the raw path, which

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -130,13 +131,7 @@ func securitySpecs(sys *system) {
 
 	It("serves the controller's metrics only to an authenticated caller allowed to read them", func(ctx SpecContext) {
 		const ns = "faults-metrics"
-		Expect(sys.stack.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-		for _, sa := range []string{"scraper", "stranger"} {
-			Expect(sys.stack.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}})).To(Succeed())
-		}
-		bindClusterRole(ctx, sys.stack, "faults-scraper-reads-metrics", "loan-operator-metrics-reader",
-			rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "scraper"})
-
+		callers := newMetricsCallers(ctx, sys.stack, ns)
 		// A controller as the manifest deploys it (secure metrics: HTTPS behind authentication and
 		// authorization), watching a namespace without applications so that it reconciles nothing.
 		metricsAddr, probeAddr := freeAddr(), freeAddr()
@@ -144,57 +139,105 @@ func securitySpecs(sys *system) {
 			"http://"+probeAddr+"/readyz", httpClient,
 			"--kubeconfig="+sys.stack.ControllerKubeconfig, "--bank-url="+sys.stack.BankURL, "--namespace="+ns,
 			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address="+probeAddr)
-		// The serving certificate is self-signed; what is checked here is who may read.
-		insecure := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a self-signed certificate on loopback
-		}}
-		scrape := func(token string) (int, string) {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+metricsAddr+"/metrics", nil)
-			Expect(err).NotTo(HaveOccurred())
-			if token != "" {
-				req.Header.Set("Authorization", "Bearer "+token)
-			}
-			resp, err := insecure.Do(req)
-			if err != nil {
-				return 0, err.Error()
-			}
-			defer func() { _ = resp.Body.Close() }()
-			var sb strings.Builder
-			buf := make([]byte, 32<<10)
-			n, _ := resp.Body.Read(buf)
-			sb.Write(buf[:n])
-			return resp.StatusCode, sb.String()
-		}
-		// The metrics server comes up beside the probes, a moment after them.
-		Eventually(func(g Gomega) {
-			code, body := scrape("")
-			g.Expect(code).To(Equal(http.StatusUnauthorized), body)
-		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
-		// controller-runtime's filter answers a token the API server rejects with 500
-		// "Authentication failed" (the authenticator reports it as an error, not as "no user"):
-		// refused all the same, without a byte of metrics.
-		code, body := scrape("not-a-token")
-		Expect(code).To(BeElementOf(http.StatusUnauthorized, http.StatusInternalServerError), body)
-		Expect(body).NotTo(ContainSubstring("# HELP"))
-		AddReportEntry("a forged token", fmt.Sprintf("%d %s", code, body))
-		strangerToken := createToken(ctx, sys.stack, ns, "stranger")
-		Eventually(func(g Gomega) {
-			code, body := scrape(strangerToken)
-			g.Expect(code).To(Equal(http.StatusForbidden), body)
-		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
-		scraperToken := createToken(ctx, sys.stack, ns, "scraper")
-		Eventually(func(g Gomega) {
-			code, body := scrape(scraperToken)
-			g.Expect(code).To(Equal(http.StatusOK), body)
-			g.Expect(body).To(ContainSubstring("# HELP"))
-		}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+		callers.expectOnlyReadersServed(ctx, metricsAddr, "# HELP controller_runtime_")
 
-		By("the deployed manifest keeps the metrics secure")
+		By("the deployed manifest keeps the metrics of both programs secure")
 		rendered, stderr, err := sys.stack.Kubectl(ctx, "", "kustomize", filepath.Join(repoDir, "config", "default"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
-		Expect(rendered).To(ContainSubstring("--metrics-bind-address=:8443"))
+		Expect(strings.Count(rendered, "--metrics-bind-address=:8443")).To(Equal(2), "the controller's and the gateway's")
 		Expect(rendered).NotTo(ContainSubstring("--metrics-secure=false"))
 	})
+
+	It("serves the gateway's metrics only to an authenticated caller allowed to read them, and no longer on its API port",
+		func(ctx SpecContext) {
+			callers := newMetricsCallers(ctx, sys.stack, "faults-gateway-metrics")
+			// A gateway as the manifest deploys it: --metrics-bind-address, secure by default, as
+			// its ServiceAccount (whose reviews config/rbac/gateway allows).
+			addr, metricsAddr := freeAddr(), freeAddr()
+			startExtra(ctx, "loan-gateway", filepath.Join(sys.stack.DevDir(), "logs", "gateway-secure-metrics.log"),
+				"http://"+addr+"/readyz", httpClient,
+				"--addr="+addr, "--kubeconfig="+sys.stack.GatewayKubeconfig, "--namespace="+appNamespace,
+				"--metrics-bind-address="+metricsAddr)
+			code, body := get(ctx, "http://"+addr+"/metrics")
+			Expect(code).To(Equal(http.StatusNotFound), "the API port, open to every client, serves no metrics: %s", body)
+			// The readiness checks above are counted, under the metric's usual name.
+			callers.expectOnlyReadersServed(ctx, metricsAddr, `loan_gateway_requests_total{code="200",method="GET",route="/readyz"}`)
+		})
+}
+
+// metricsCallers are the ServiceAccount tokens a metrics endpoint is tried with: a stranger
+// without rights and a scraper bound to the metrics-reader ClusterRole of config/rbac.
+type metricsCallers struct {
+	stranger, scraper string
+}
+
+// newMetricsCallers creates the namespace, its two ServiceAccounts, the scraper's binding
+// (removed when the test ends) and a token of each.
+func newMetricsCallers(ctx context.Context, stack *devenv.Stack, ns string) metricsCallers {
+	GinkgoHelper()
+	Expect(stack.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	for _, sa := range []string{"scraper", "stranger"} {
+		Expect(stack.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}})).To(Succeed())
+	}
+	bindClusterRole(ctx, stack, ns+"-scraper-reads-metrics", "loan-operator-metrics-reader",
+		rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "scraper"})
+	return metricsCallers{stranger: createToken(ctx, stack, ns, "stranger"), scraper: createToken(ctx, stack, ns, "scraper")}
+}
+
+// expectOnlyReadersServed checks the HTTPS metrics endpoint at addr: 401 without a token, no
+// metrics for a forged one, 403 for the stranger, 200 with want in the body for the scraper.
+func (c metricsCallers) expectOnlyReadersServed(ctx context.Context, addr, want string) {
+	GinkgoHelper()
+	// The metrics server comes up beside the probes, a moment after them.
+	Eventually(func(g Gomega) {
+		code, body := scrapeMetrics(ctx, addr, "")
+		g.Expect(code).To(Equal(http.StatusUnauthorized), body)
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+	// controller-runtime's filter answers a token the API server rejects with 500
+	// "Authentication failed" (the authenticator reports it as an error, not as "no user"):
+	// refused all the same, without a byte of metrics.
+	code, body := scrapeMetrics(ctx, addr, "not-a-token")
+	Expect(code).To(BeElementOf(http.StatusUnauthorized, http.StatusInternalServerError), body)
+	Expect(body).NotTo(ContainSubstring("# HELP"))
+	AddReportEntry("a forged token", fmt.Sprintf("%d %s", code, body))
+	Eventually(func(g Gomega) {
+		code, body := scrapeMetrics(ctx, addr, c.stranger)
+		g.Expect(code).To(Equal(http.StatusForbidden), body)
+		g.Expect(body).NotTo(ContainSubstring("# HELP"))
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+	Eventually(func(g Gomega) {
+		code, body := scrapeMetrics(ctx, addr, c.scraper)
+		g.Expect(code).To(Equal(http.StatusOK), body)
+		g.Expect(body).To(ContainSubstring(want))
+	}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
+}
+
+// insecureHTTPS reaches the programs' self-signed metrics endpoints: what the tests check is
+// who may read, not the certificate.
+var insecureHTTPS = &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+	TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // a self-signed certificate on loopback
+}}
+
+// scrapeMetrics GETs https://addr/metrics with the bearer token (none if empty): the status and
+// up to 1 MiB of the body, or 0 and the error.
+func scrapeMetrics(ctx context.Context, addr, token string) (int, string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err.Error()
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := insecureHTTPS.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return resp.StatusCode, err.Error()
+	}
+	return resp.StatusCode, string(body)
 }
 
 // bindClusterRole binds a ClusterRole to a subject, removed when the test ends, and waits until
