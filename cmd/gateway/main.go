@@ -54,32 +54,43 @@ type flags struct {
 	secureMetrics  bool
 }
 
-func parseFlags() (flags, zap.Options) {
+// parseFlags reads the program's flags from args into fs (flag.CommandLine in main, where
+// controller-runtime has registered --kubeconfig), and checks them.
+func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	var f flags
-	flag.StringVar(&f.addr, "addr", "127.0.0.1:8080",
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080",
 		"Address of the REST API, /healthz, /readyz, /openapi.json, /docs and, without --metrics-bind-address, /metrics (:8080 in a cluster).")
-	flag.StringVar(&f.namespace, "namespace", "default", "Namespace where the gateway creates LoanApplications and which it reads.")
-	flag.StringVar(&f.authTokenFile, "auth-token-file", "",
+	fs.StringVar(&f.namespace, "namespace", "default", "Namespace where the gateway creates LoanApplications and which it reads.")
+	fs.StringVar(&f.authTokenFile, "auth-token-file", "",
 		"File holding a bearer token that every /api/ request must carry (default: no authentication).")
-	flag.DurationVar(&f.requestTimeout, "request-timeout", gateway.DefaultRequestTimeout,
+	fs.DurationVar(&f.requestTimeout, "request-timeout", gateway.DefaultRequestTimeout,
 		"Longest wait for the Kubernetes API server in one request; past it the client gets a 503.")
-	flag.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 5000, "Most requests per second to the Kubernetes API (-1: unlimited).")
-	flag.IntVar(&f.kubeAPIBurst, "kube-api-burst", 10000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
-	flag.StringVar(&f.metricsAddr, "metrics-bind-address", "",
+	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 5000, "Most requests per second to the Kubernetes API (-1: unlimited).")
+	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 10000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "",
 		"Serve /metrics at this address instead of --addr (:8443 in a cluster), with controller-runtime's metrics server; "+
 			"0 turns /metrics off. Empty: /metrics is on --addr, open to every caller.")
-	flag.BoolVar(&f.secureMetrics, "metrics-secure", true,
+	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"With --metrics-bind-address: serve /metrics over HTTPS to callers allowed to GET /metrics (authentication and "+
 			"authorization by the Kubernetes API). Use --metrics-secure=false for plain HTTP.")
 	opts := zap.Options{Development: false}
-	opts.BindFlags(flag.CommandLine)
-	flag.Parse()
-	return f, opts
+	opts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return f, opts, err
+	}
+	if f.metricsAddr != "" && f.metricsAddr == f.addr {
+		return f, opts, errors.New("--metrics-bind-address must differ from --addr: the metrics get a server of their own")
+	}
+	return f, opts, nil
 }
 
 func main() {
-	f, zapOpts := parseFlags()
+	f, zapOpts, err := parseFlags(flag.CommandLine, os.Args[1:])
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if err != nil {
+		setupLog.Error(err, "invalid flags")
+		os.Exit(1)
+	}
 	if err := run(f); err != nil {
 		setupLog.Error(err, "gateway failed")
 		os.Exit(1)
