@@ -25,10 +25,10 @@ func (b *bench) restartUnderLoad(ctx context.Context) error {
 		return err
 	}
 	keys, _, err := b.createThroughGateway(ctx, scenarioRestart, b.scale.apps)
+	b.pending = keys // kept on failure too: the later steps read them
 	if err != nil {
 		return err
 	}
-	b.pending = keys
 	if err := b.sys.watch.waitFor(ctx, b.pending, isPending, 2*time.Minute); err != nil {
 		return fmt.Errorf("waiting for every application to be submitted: %w", err)
 	}

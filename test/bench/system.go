@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -69,31 +70,78 @@ func (s *system) scheme() *runtime.Scheme { return s.api.Scheme() }
 
 // createThroughGateway is one POST /api/v1/applications; it answers the new id.
 func (s *system) createThroughGateway(ctx context.Context, i int) (string, error) {
+	id, _, err := s.postApplication(ctx, i, "")
+	return id, err
+}
+
+// errRetryable is an answer a client should retry after a while (503, 429).
+var errRetryable = errors.New("retryable")
+
+// createAttempts bounds the attempts of createSafely; retryWait is the wait between them (the
+// gateway's Retry-After).
+const (
+	createAttempts = 5
+	retryWait      = time.Second
+)
+
+// createSafely creates as a careful client does: under an Idempotency-Key, retrying an
+// overloaded answer (503, 429) or a lost connection after a second, so that a retry never makes
+// a second application. It answers the id and the number of retries.
+func (s *system) createSafely(ctx context.Context, i int, key string) (id string, retries int, err error) {
+	for attempt := range createAttempts {
+		var status int
+		id, status, err = s.postApplication(ctx, i, key)
+		if err == nil {
+			return id, attempt, nil
+		}
+		if status != 0 && !errors.Is(err, errRetryable) {
+			return "", attempt, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", attempt, err
+		case <-time.After(retryWait):
+		}
+	}
+	return "", createAttempts - 1, err
+}
+
+// postApplication is one POST, with an Idempotency-Key when key is not empty. It answers the
+// application's id, and the status code (0 when no answer came).
+func (s *system) postApplication(ctx context.Context, i int, key string) (string, int, error) {
 	body := `{"first_name":"Ada","last_name":"Lovelace ` + strconv.Itoa(i) + `"}`
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.stack.GatewayURL+"/api/v1/applications", bytes.NewBufferString(body))
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	resp, err := s.web.Do(req)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer func() { _ = resp.Body.Close() }()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return "", err
+		return "", resp.StatusCode, err
 	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", fmt.Errorf("POST: %s %s", resp.Status, data)
+	// 200 answers a retry whose first attempt did create the application.
+	created := resp.StatusCode == http.StatusCreated || (key != "" && resp.StatusCode == http.StatusOK)
+	switch {
+	case resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests:
+		return "", resp.StatusCode, fmt.Errorf("POST: %s %s: %w", resp.Status, data, errRetryable)
+	case !created:
+		return "", resp.StatusCode, fmt.Errorf("POST: %s %s", resp.Status, data)
 	}
-	var created struct {
+	var app struct {
 		ID string `json:"id"`
 	}
-	if err := json.Unmarshal(data, &created); err != nil || created.ID == "" {
-		return "", fmt.Errorf("POST answered 201 without an id: %s", data)
+	if err := json.Unmarshal(data, &app); err != nil || app.ID == "" {
+		return "", resp.StatusCode, fmt.Errorf("POST answered %s without an id: %s", resp.Status, data)
 	}
-	return created.ID, nil
+	return app.ID, resp.StatusCode, nil
 }
 
 // createDirect is one client-go Create of an application as the gateway would write it
