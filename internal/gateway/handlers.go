@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -57,7 +58,41 @@ func (g *Gateway) createApplication(w http.ResponseWriter, r *http.Request) {
 		g.replay(ctx, w, r, app)
 		return
 	}
+	if isAmbiguousTimeout(err) {
+		if existing, ok := g.createdAnyway(r, app); ok {
+			w.Header().Set("Location", applicationsPath+"/"+existing.Name)
+			writeJSON(w, http.StatusCreated, viewOf(existing))
+			return
+		}
+	}
 	g.writeAPIError(w, r, err)
+}
+
+// maxSettleTimeout bounds the look that createdAnyway takes after a create timed out.
+const maxSettleTimeout = 2 * time.Second
+
+// isAmbiguousTimeout reports a create that may or may not have happened: the API server got the
+// request but its answer did not come in time. A refused connection or a 429 is not: nothing
+// was written.
+func isAmbiguousTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err)
+}
+
+// createdAnyway looks, after a create that failed for want of an answer (a timeout on a loaded
+// API server), whether the create went through all the same. The name is the gateway's own
+// (random, or derived from the Idempotency-Key with the body's hash), so an object of that name
+// with the same body hash is this request's: answering 503 for it would tell the client
+// "nothing was created" about an application the controller then submits.
+func (g *Gateway) createdAnyway(r *http.Request, app *loansv1alpha1.LoanApplication) (*loansv1alpha1.LoanApplication, bool) {
+	// The request's own deadline has passed; the look gets a short one of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), min(g.opts.RequestTimeout, maxSettleTimeout))
+	defer cancel()
+	existing, err := g.store.get(ctx, app.Name)
+	if err != nil || existing.Annotations[requestHashAnnotation] != app.Annotations[requestHashAnnotation] ||
+		existing.Spec != app.Spec {
+		return nil, false
+	}
+	return existing, true
 }
 
 // newApplication is the object a create writes: labelled pending (so that the controller has

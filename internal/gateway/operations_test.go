@@ -11,7 +11,10 @@ import (
 	"github.com/go-chi/chi/v5"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 var _ = Describe("Health, metrics and documentation", func() {
@@ -150,6 +153,37 @@ var _ = Describe("An API server that cannot be reached", func() {
 		answersFast(func() answer { return gw.get(applicationsPath + "/app-1") })
 	})
 })
+
+var _ = Describe("A create whose answer is lost", func() {
+	It("answers 201 with the application, not 503, when the create went through but its answer timed out", func(ctx SpecContext) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "lost-answer-"}}
+		Expect(env.Client.Create(ctx, ns)).To(Succeed())
+		cfg := rest.CopyConfig(env.Config)
+		cfg.WrapTransport = func(next http.RoundTripper) http.RoundTripper { return lostCreateAnswers{next: next} }
+		gw := startGatewayAt(cfg, Options{Namespace: ns.Name, Log: zap.New(zap.WriteTo(GinkgoWriter))})
+		Eventually(gw.Ready).WithTimeout(30 * time.Second).Should(BeTrue())
+
+		a := gw.postJSON(`{"first_name": "Ada", "last_name": "Lovelace"}`)
+		Expect(a.status).To(Equal(http.StatusCreated), string(a.body))
+		stored := applicationsIn(ctx, ns.Name)
+		Expect(stored).To(HaveLen(1))
+		Expect(a.header.Get("Location")).To(Equal(applicationsPath + "/" + stored[0].Name))
+	})
+})
+
+// lostCreateAnswers passes every request to the API server, and for a create throws the
+// answer away and reports a timeout: what a client sees when a loaded API server commits the
+// write but answers after the client's deadline.
+type lostCreateAnswers struct{ next http.RoundTripper }
+
+func (l lostCreateAnswers) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodPost {
+		return resp, err
+	}
+	_ = resp.Body.Close()
+	return nil, context.DeadlineExceeded
+}
 
 // closedLoopbackAddress is a loopback address where nothing listens.
 func closedLoopbackAddress() string {
