@@ -106,7 +106,10 @@ var _ = Describe("The controller in a manager", func() {
 		bankCfg := quickBank
 		bankCfg.Faults = banksim.Faults{Latency: banksim.Duration(300 * time.Millisecond)}
 		tb = startBank(bankCfg)
-		apps := createApplications(ctx, ns, "restart", 40, true)
+		// Many more applications than the manager's 16 workers, so that the stop, right after
+		// the first submission is recorded, always finds some in flight and some not yet sent;
+		// with 40 a quiet machine recorded them all before the stop.
+		apps := createApplications(ctx, ns, "restart", 100, true)
 		first := startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
 		Eventually(func(g Gomega) {
 			g.Expect(countPhase(g, ctx, apps, loansv1alpha1.PhasePending)).To(BeNumerically(">=", 1))
