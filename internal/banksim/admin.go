@@ -25,18 +25,49 @@ func (s *Simulator) serveFaults(w http.ResponseWriter, _ *http.Request) {
 // turned off) and the answer is the faults now in force.
 func (s *Simulator) replaceFaults(w http.ResponseWriter, r *http.Request) {
 	var f Faults
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPayloadBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid faults: " + err.Error()})
-		return
-	}
-	if err := f.Validate(); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid faults: " + err.Error()})
+	if !decodeSetting(w, r, "faults", &f) {
 		return
 	}
 	s.SetFaults(f)
 	writeJSON(w, http.StatusOK, s.Faults())
+}
+
+// serveAssessment is GET /admin/assessment.
+func (s *Simulator) serveAssessment(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.Assessment())
+}
+
+// replaceAssessment is PUT /admin/assessment: the body replaces the window for applications
+// submitted from now on (a bound left out is zero) and the answer is the window now in force.
+func (s *Simulator) replaceAssessment(w http.ResponseWriter, r *http.Request) {
+	var a Assessment
+	if !decodeSetting(w, r, "assessment", &a) {
+		return
+	}
+	s.SetAssessment(a)
+	writeJSON(w, http.StatusOK, s.Assessment())
+}
+
+// setting is a body of PUT under /admin/, decoded into its pointer, that checks its own ranges.
+type setting interface {
+	Validate() error
+}
+
+// decodeSetting reads the JSON body of a PUT under /admin/ into into, strictly (an unknown
+// field is a typo, not something to ignore), then checks it. On any error it answers 400
+// naming what was invalid and reports false; nothing has changed then.
+func decodeSetting(w http.ResponseWriter, r *http.Request, what string, into setting) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPayloadBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(into)
+	if err == nil {
+		err = into.Validate()
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "invalid " + what + ": " + err.Error()})
+		return false
+	}
+	return true
 }
 
 // serveReset is POST /admin/reset: amnesia on demand, as when the bank restarts.

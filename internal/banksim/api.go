@@ -73,9 +73,10 @@ func (s *Simulator) createApplication(r *http.Request, life *lifetime) answer {
 	return answer{status: http.StatusCreated, body: req}
 }
 
-// newApplication records req as created now, with its decision drawn by policy.
+// newApplication records req as created now, with its decision drawn by policy within the
+// assessment window in force now.
 func (s *Simulator) newApplication(key uuid.UUID, req applicationBody, policy decisionPolicy) *application {
-	delay, outcome, jobID := policy.draw(key)
+	delay, outcome, jobID := policy.draw(key, s.Assessment())
 	now := s.cfg.Now()
 	return &application{
 		id:        req.ID,

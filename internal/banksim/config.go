@@ -22,13 +22,15 @@ const RejectAll = -1.0
 type Config struct {
 	// MinDelay and MaxDelay bound the assessment delay, drawn uniformly for each application.
 	// When both are zero they default to DefaultMinDelay and DefaultMaxDelay; a MaxDelay below
-	// MinDelay is raised to MinDelay.
+	// MinDelay is raised to MinDelay. They are the Assessment in force from the start;
+	// SetAssessment and PUT /admin/assessment change it.
 	MinDelay, MaxDelay time.Duration
 	// ApproveRatio is the share of applications approved ("completed"), in [0, 1]. Zero means
 	// DefaultApproveRatio; RejectAll (or any negative value) approves none.
 	ApproveRatio float64
 	// Seed makes decisions and job ids reproducible: the same seed and application id always
-	// draw the same delay, outcome and job id, whatever the order of arrival. 0 draws a random
+	// draw the same delay (within the same assessment window), outcome and job id, whatever the
+	// order of arrival. 0 draws a random
 	// seed at start and again at every reset, like a restarted bank.
 	Seed int64
 	// Faults are the faults injected from the start; SetFaults and PUT /admin/faults change them.
@@ -92,6 +94,43 @@ func (f Faults) Validate() error {
 		return fmt.Errorf("latency %v is negative", f.Latency)
 	}
 	return nil
+}
+
+// MaxAssessmentDelay bounds the assessment window: longer than any test or benchmark waits,
+// and far enough from the largest time.Duration that the uniform draw cannot overflow.
+const MaxAssessmentDelay = 24 * time.Hour
+
+// Assessment is the window in which the bank decides: each application's delay is drawn
+// uniformly in [MinDelay, MaxDelay] when it is submitted, so a change applies to applications
+// submitted afterwards and never moves a decision already drawn. Its JSON form is what GET and
+// PUT /admin/assessment exchange, for example {"min_delay":"90s","max_delay":"120s"}. A benchmark
+// lengthens it to keep applications pending at the bank while it restarts the controller.
+type Assessment struct {
+	// MinDelay is the shortest assessment.
+	MinDelay Duration `json:"min_delay"`
+	// MaxDelay is the longest assessment; equal to MinDelay, every application takes exactly
+	// that long, and both at zero decide at once.
+	MaxDelay Duration `json:"max_delay"`
+}
+
+// Validate reports a window that is negative, upside down or longer than MaxAssessmentDelay.
+func (a Assessment) Validate() error {
+	switch {
+	case a.MinDelay < 0:
+		return fmt.Errorf("min_delay %v is negative", time.Duration(a.MinDelay))
+	case a.MaxDelay < a.MinDelay:
+		return fmt.Errorf("max_delay %v is below min_delay %v", time.Duration(a.MaxDelay), time.Duration(a.MinDelay))
+	case a.MaxDelay > Duration(MaxAssessmentDelay):
+		return fmt.Errorf("max_delay %v is above %v", time.Duration(a.MaxDelay), MaxAssessmentDelay)
+	}
+	return nil
+}
+
+// clamped returns a with every bound brought into range, the way Config treats its delays.
+func (a Assessment) clamped() Assessment {
+	a.MinDelay = min(max(a.MinDelay, 0), Duration(MaxAssessmentDelay))
+	a.MaxDelay = min(max(a.MaxDelay, a.MinDelay), Duration(MaxAssessmentDelay))
+	return a
 }
 
 // Duration is a time.Duration written in JSON as a Go duration string such as "200ms".

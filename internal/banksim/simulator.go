@@ -2,7 +2,8 @@
 // status codes, JSON bodies and error strings, decisions drawn after a random delay, state in
 // memory only, and on demand the faults of a partner over a network (errors, latency,
 // throttling, dropped connections). It serves its OpenAPI description at /docs and admin
-// endpoints under /admin/ for tests and benchmarks.
+// endpoints under /admin/ for tests and benchmarks: its counts (stats), the faults, the
+// assessment window (how long the bank takes to decide) and amnesia (reset).
 //
 // Bodies are compact JSON without a trailing newline, the form public clients of the real
 // bank compare against.
@@ -17,10 +18,11 @@ import (
 // Simulator is an in-memory bank. It is safe for concurrent use; no lock is shared by all
 // requests.
 type Simulator struct {
-	cfg     Config
-	life    atomic.Pointer[lifetime]
-	faults  atomic.Pointer[faultState]
-	handler http.Handler
+	cfg        Config
+	life       atomic.Pointer[lifetime]
+	faults     atomic.Pointer[faultState]
+	assessment atomic.Pointer[Assessment]
+	handler    http.Handler
 }
 
 // lifetime is everything the bank forgets when it restarts. A reset swaps the whole of it
@@ -35,6 +37,7 @@ type lifetime struct {
 func New(cfg Config) *Simulator {
 	s := &Simulator{cfg: cfg.withDefaults()}
 	s.SetFaults(s.cfg.Faults)
+	s.SetAssessment(Assessment{MinDelay: Duration(s.cfg.MinDelay), MaxDelay: Duration(s.cfg.MaxDelay)})
 	s.Reset()
 	s.handler = s.routes()
 	return s
@@ -56,21 +59,29 @@ func (s *Simulator) SetFaults(f Faults) {
 // Faults returns the faults injected now.
 func (s *Simulator) Faults() Faults { return s.faults.Load().Faults }
 
+// SetAssessment replaces the assessment window for applications submitted from now on; those
+// already submitted keep the decision moment drawn for them. Out-of-range bounds are clamped
+// (PUT /admin/assessment refuses them instead).
+func (s *Simulator) SetAssessment(a Assessment) {
+	a = a.clamped()
+	s.assessment.Store(&a)
+}
+
+// Assessment returns the assessment window in force now.
+func (s *Simulator) Assessment() Assessment { return *s.assessment.Load() }
+
 // Reset forgets every application and every count, as a restart of the bank does. With a
 // zero Config.Seed it also draws a new seed, so resubmitted applications get new decisions.
+// The faults and the assessment window are the simulator's settings, not the bank's memory:
+// they stay as they are.
 func (s *Simulator) Reset() {
 	seed := uint64(s.cfg.Seed)
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	s.life.Store(&lifetime{
-		apps: newStore(),
-		policy: decisionPolicy{
-			seed:         seed,
-			minDelay:     s.cfg.MinDelay,
-			maxDelay:     s.cfg.MaxDelay,
-			approveRatio: s.cfg.ApproveRatio,
-		},
+		apps:   newStore(),
+		policy: decisionPolicy{seed: seed, approveRatio: s.cfg.ApproveRatio},
 	})
 }
 
@@ -93,6 +104,8 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("GET /admin/stats", s.serveStats)
 	mux.HandleFunc("GET /admin/faults", s.serveFaults)
 	mux.HandleFunc("PUT /admin/faults", s.replaceFaults)
+	mux.HandleFunc("GET /admin/assessment", s.serveAssessment)
+	mux.HandleFunc("PUT /admin/assessment", s.replaceAssessment)
 	mux.HandleFunc("POST /admin/reset", s.serveReset)
 	if s.cfg.LogRequests {
 		return logRequests(mux, s.cfg.Logger)

@@ -308,8 +308,13 @@ func TestDocsDescribeTheAPI(t *testing.T) {
 		Paths   map[string]any `json:"paths"`
 	}
 	_, _, body := send(t, http.MethodGet, bank.url+"/openapi.json", "")
-	if err := json.Unmarshal(body, &doc); err != nil || doc.Paths["/api/applications"] == nil || doc.Paths["/api/jobs"] == nil {
-		t.Errorf("GET /openapi.json: %v, paths %v", err, doc.Paths)
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("GET /openapi.json: %v", err)
+	}
+	for _, path := range []string{"/api/applications", "/api/jobs", "/admin/stats", "/admin/faults", "/admin/assessment", "/admin/reset"} {
+		if doc.Paths[path] == nil {
+			t.Errorf("GET /openapi.json does not describe %s", path)
+		}
 	}
 }
 

@@ -41,19 +41,21 @@ func (a *application) statusAt(now time.Time) string {
 	return a.outcome
 }
 
-// decisionPolicy draws the decision of each new application from (seed, application id) only,
-// so that a seeded run is reproducible whatever the order in which applications arrive.
+// decisionPolicy draws the decision of each new application from (seed, application id) and
+// the assessment window only, so that a seeded run is reproducible whatever the order in which
+// applications arrive.
 type decisionPolicy struct {
-	seed               uint64
-	minDelay, maxDelay time.Duration
-	approveRatio       float64
+	seed         uint64
+	approveRatio float64
 }
 
-// draw returns the delay, the outcome and the job id of the application key.
-func (p decisionPolicy) draw(key uuid.UUID) (time.Duration, string, string) {
+// draw returns the delay within window, the outcome and the job id of the application key.
+// The window must be clamped (Assessment.clamped), so that the span cannot overflow.
+func (p decisionPolicy) draw(key uuid.UUID, window Assessment) (time.Duration, string, string) {
 	hi, lo := binary.BigEndian.Uint64(key[:8]), binary.BigEndian.Uint64(key[8:])
 	rng := rand.New(rand.NewPCG(p.seed^hi, lo))
-	delay := p.minDelay + time.Duration(rng.Int64N(int64(p.maxDelay-p.minDelay)+1))
+	span := int64(window.MaxDelay - window.MinDelay)
+	delay := time.Duration(window.MinDelay) + time.Duration(rng.Int64N(span+1))
 	outcome := statusRejected
 	if rng.Float64() < p.approveRatio {
 		outcome = statusCompleted
