@@ -138,7 +138,8 @@ func TestSetAssessmentClampsOutOfRangeBounds(t *testing.T) {
 	}{
 		{"negative bounds become zero", banksim.Assessment{MinDelay: -5, MaxDelay: -1}, banksim.Assessment{}},
 		{"a max below the min is raised to it", banksim.Assessment{MinDelay: 10, MaxDelay: 3}, banksim.Assessment{MinDelay: 10, MaxDelay: 10}},
-		{"bounds above a day come down to a day", banksim.Assessment{MinDelay: 2 * day, MaxDelay: 3 * day}, banksim.Assessment{MinDelay: day, MaxDelay: day}},
+		{"bounds above a day come down to a day",
+			banksim.Assessment{MinDelay: 2 * day, MaxDelay: 3 * day}, banksim.Assessment{MinDelay: day, MaxDelay: day}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sim := banksim.New(banksim.Config{})
