@@ -1,54 +1,63 @@
 package controller
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
-// staleRequeue is how soon a reconcile that read a stale copy tries again: the informer cache
-// normally catches up with the controller's own write within milliseconds.
-const staleRequeue = 100 * time.Millisecond
+// staleFallback is when a reconcile that read a stale copy tries again if nothing woke it
+// before. The watch event that brings the controller's own writes wakes it first (see
+// awaitsWrite): within milliseconds on a quiet API server, seconds on a saturated one. The
+// fallback only guards against a wake-up that never comes; it is not a polling period. A short
+// period here (it was 100 ms) made thousands of cheap but needless reconciles a second while a
+// saturated API server delivered the writes late.
+const staleFallback = 5 * time.Second
 
-// writtenVersions remembers, per application, the resourceVersion that the controller's last
-// status write replaced, until the informer cache has caught up with that write.
+// writtenVersions remembers, per application, the resourceVersions that the controller's last
+// pass of writes replaced (the status write, and the label patch after it), until the informer
+// cache has caught up with those writes.
 //
-// The controller reads from the cache, which lags its own writes. A reconcile that reads the
-// version it just replaced would act on a status that is no longer true: submit again (the bank
-// answers "already used", but it is a bank call, a status write and an Event for nothing), or
-// record the same trouble again. Versions are opaque, but equality is enough: the cache only
-// moves forward, so any other version than the replaced one is at least as new as the write.
+// The controller reads from the cache, which lags its own writes. A reconcile that reads a
+// version it just replaced would act on what is no longer true: submit again (the bank answers
+// "already used", but it is a bank call and a status write for nothing), record the same
+// trouble again, or patch the label again. Versions are opaque, but equality is enough: the
+// cache only moves forward, so any version other than the replaced ones is at least as new as
+// the last write.
 type writtenVersions struct {
 	mu       sync.Mutex
-	replaced map[types.NamespacedName]replacedVersion
+	replaced map[types.NamespacedName]replacedVersions
 }
 
-type replacedVersion struct {
-	uid             types.UID // guards against a deleted and re-created object of the same name
-	resourceVersion string
+type replacedVersions struct {
+	uid      types.UID // guards against a deleted and re-created object of the same name
+	versions []string
 }
 
 func newWrittenVersions() *writtenVersions {
-	return &writtenVersions{replaced: map[types.NamespacedName]replacedVersion{}}
+	return &writtenVersions{replaced: map[types.NamespacedName]replacedVersions{}}
 }
 
-// wrote records a status write that took app from version `from` to its current version. A
-// final application is not recorded: nothing acts on it again, so nothing can act twice, and
-// the entry would never be cleared.
-func (w *writtenVersions) wrote(app *loansv1alpha1.LoanApplication, from string) {
-	if app.ResourceVersion == from || app.Status.Phase.IsFinal() {
+// wrote records the writes of one pass, which took app through the versions `replaced` to its
+// current version. A final application is not recorded: nothing acts on it again, so nothing
+// can act twice, and the entry would never be cleared.
+func (w *writtenVersions) wrote(app *loansv1alpha1.LoanApplication, replaced ...string) {
+	replaced = slices.DeleteFunc(slices.Clone(replaced), func(v string) bool { return v == app.ResourceVersion })
+	if len(replaced) == 0 || app.Status.Phase.IsFinal() {
 		return
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.replaced[keyOf(app)] = replacedVersion{uid: app.UID, resourceVersion: from}
+	w.replaced[keyOf(app)] = replacedVersions{uid: app.UID, versions: replaced}
 }
 
-// isStale reports whether app is the version an earlier write replaced; it forgets the write
-// once the cache shows a newer version.
+// isStale reports whether app is a version the last pass's writes replaced; it forgets the
+// writes once the cache shows a newer version.
 func (w *writtenVersions) isStale(app *loansv1alpha1.LoanApplication) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -56,11 +65,24 @@ func (w *writtenVersions) isStale(app *loansv1alpha1.LoanApplication) bool {
 	if !ok {
 		return false
 	}
-	if replaced.uid == app.UID && replaced.resourceVersion == app.ResourceVersion {
+	if replaced.uid == app.UID && slices.Contains(replaced.versions, app.ResourceVersion) {
 		return true
 	}
 	delete(w.replaced, keyOf(app))
 	return false
+}
+
+// awaitsWrite reports whether obj is the version that brings the last pass's writes to an
+// application whose reconcile found the cache stale: the update event that wakes it. The
+// update predicate lets it through, although a status write changes neither generation nor
+// labels. An event that arrives before wrote() recorded the writes is dropped, and that is
+// safe: the informer updates its store before it calls the handlers, so every reconcile after
+// wrote() already reads the new version and is not stale.
+func (w *writtenVersions) awaitsWrite(obj client.Object) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	replaced, ok := w.replaced[keyOf(obj)]
+	return ok && replaced.uid == obj.GetUID() && !slices.Contains(replaced.versions, obj.GetResourceVersion())
 }
 
 // forget drops what is known of a deleted application.

@@ -58,3 +58,51 @@ func TestWrittenVersionsForgetOnceCaughtUp(t *testing.T) {
 		t.Errorf("%d entries kept after the object was deleted", len(w.replaced))
 	}
 }
+
+func TestWrittenVersionsAwaitsWrite(t *testing.T) {
+	const pending = loansv1alpha1.PhasePending
+	w := newWrittenVersions()
+	if w.awaitsWrite(versionOf("u1", "11", pending)) {
+		t.Error("an update was awaited before any write")
+	}
+	w.wrote(versionOf("u1", "11", pending), "10")
+	for _, tc := range []struct {
+		name   string
+		update *loansv1alpha1.LoanApplication
+		want   bool
+	}{
+		{"the written version is awaited", versionOf("u1", "11", pending), true},
+		{"a later version (the label patch) is awaited too: it also brings the write", versionOf("u1", "12", pending), true},
+		{"the replaced version is not (a resync of the stale copy)", versionOf("u1", "10", pending), false},
+		{"another object of the same name is not", versionOf("u2", "11", pending), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := w.awaitsWrite(tc.update); got != tc.want {
+				t.Errorf("awaitsWrite = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	w.isStale(versionOf("u1", "11", pending)) // the cache caught up: the write is no longer awaited
+	if w.awaitsWrite(versionOf("u1", "12", pending)) {
+		t.Error("an update was awaited after the cache had caught up")
+	}
+}
+
+func TestWrittenVersionsStatusThenLabel(t *testing.T) {
+	const pending = loansv1alpha1.PhasePending
+	w := newWrittenVersions()
+	// One pass: the status write took the object from 10 to 11, the label patch from 11 to 12.
+	w.wrote(versionOf("u1", "12", pending), "10", "11")
+	if w.awaitsWrite(versionOf("u1", "11", pending)) {
+		t.Error("the status write's version was awaited: its reconcile would patch the label again")
+	}
+	if !w.awaitsWrite(versionOf("u1", "12", pending)) {
+		t.Error("the label patch's version was not awaited")
+	}
+	if !w.isStale(versionOf("u1", "11", pending)) {
+		t.Error("reading the status write's version, older than the label patch, was taken for fresh")
+	}
+	if w.isStale(versionOf("u1", "12", pending)) {
+		t.Error("reading the label patch's version was taken for stale")
+	}
+}

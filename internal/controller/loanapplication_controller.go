@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -87,8 +88,8 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	if r.written.isStale(app) {
 		// The cache has not caught up with our last status write yet: wait for it rather than
-		// act on what that write already changed.
-		return ctrl.Result{RequeueAfter: staleRequeue}, nil
+		// act on what that write already changed. Its watch event wakes this application.
+		return ctrl.Result{RequeueAfter: staleFallback}, nil
 	}
 	original := app.DeepCopy()
 	p := &pass{app: app}
@@ -116,7 +117,12 @@ func (r *LoanApplicationReconciler) finish(ctx context.Context, original *loansv
 	}
 	r.written.wrote(p.app, original.ResourceVersion)
 	p.recordEvents(r.Recorder)
-	return r.syncLabel(ctx, p.app)
+	statusVersion := p.app.ResourceVersion
+	err := r.syncLabel(ctx, p.app)
+	// The label patch replaced the status write's version in turn: until the cache shows the
+	// label too, a reconcile reading the status write's version would patch the label again.
+	r.written.wrote(p.app, original.ResourceVersion, statusVersion)
+	return err
 }
 
 // patchStatus writes the status through the status subresource when it differs from what was
@@ -178,7 +184,7 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 	}
 	registerPhaseGauge(mgr.GetCache())
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&loansv1alpha1.LoanApplication{}, builder.WithPredicates(worthReconciling())).
+		For(&loansv1alpha1.LoanApplication{}, builder.WithPredicates(worthReconciling(r.written.awaitsWrite))).
 		Named("loanapplication").
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
@@ -211,15 +217,26 @@ func (r *LoanApplicationReconciler) setDefaults() {
 }
 
 // worthReconciling lets through creations, deletions and updates that could need work: a
-// changed label (someone edited it) or a changed generation. It drops the update events of
-// the controller's own status writes, which would otherwise each cost a reconcile, and
-// everything about final applications whose label already matches.
-func worthReconciling() predicate.Predicate {
+// changed label (someone edited it), a changed generation, or the controller's own status
+// write that a reconcile found missing from the cache (awaited). It drops the other update
+// events of the controller's own status writes, which would otherwise each cost a reconcile,
+// and everything about final applications whose label already matches.
+func worthReconciling(awaited func(client.Object) bool) predicate.Predicate {
 	return predicate.And(
-		predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}),
+		predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, awaitedUpdate(awaited)),
 		predicate.NewPredicateFuncs(func(obj client.Object) bool {
 			app, ok := obj.(*loansv1alpha1.LoanApplication)
 			return !ok || !app.Status.Phase.IsFinal() || app.Labels[loansv1alpha1.LabelStatus] != app.Status.Phase.LabelValue()
 		}),
 	)
+}
+
+// awaitedUpdate passes the update events that bring a version a stale reconcile waits for.
+func awaitedUpdate(awaited func(client.Object) bool) predicate.Predicate {
+	return predicate.Funcs{
+		CreateFunc:  func(event.CreateEvent) bool { return false },
+		DeleteFunc:  func(event.DeleteEvent) bool { return false },
+		GenericFunc: func(event.GenericEvent) bool { return false },
+		UpdateFunc:  func(e event.UpdateEvent) bool { return e.ObjectNew != nil && awaited(e.ObjectNew) },
+	}
 }

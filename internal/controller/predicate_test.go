@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
@@ -18,6 +19,27 @@ func application(generation int64, label string, phase loansv1alpha1.Phase) *loa
 		app.Labels = map[string]string{loansv1alpha1.LabelStatus: label}
 	}
 	return app
+}
+
+// nothingAwaited stands for a controller that waits for none of its own writes.
+func nothingAwaited(client.Object) bool { return false }
+
+func TestWorthReconcilingAwaitedWrite(t *testing.T) {
+	old, written := application(1, "pending", ""), application(1, "pending", loansv1alpha1.PhasePending)
+	written.ResourceVersion = "11"
+	awaitsEleven := func(obj client.Object) bool { return obj.GetResourceVersion() == "11" }
+	if !worthReconciling(awaitsEleven).Update(event.UpdateEvent{ObjectOld: old, ObjectNew: written}) {
+		t.Error("the status write a stale reconcile waits for was dropped: the application would wait for the fallback")
+	}
+	written.ResourceVersion = "12"
+	if worthReconciling(awaitsEleven).Update(event.UpdateEvent{ObjectOld: old, ObjectNew: written}) {
+		t.Error("a status write nobody waits for was let through")
+	}
+	final := application(1, "approved", loansv1alpha1.PhaseApproved)
+	final.ResourceVersion = "11"
+	if worthReconciling(awaitsEleven).Update(event.UpdateEvent{ObjectOld: old, ObjectNew: final}) {
+		t.Error("an awaited version of a final application whose label matches was let through")
+	}
 }
 
 func TestWorthReconcilingUpdates(t *testing.T) {
@@ -48,7 +70,7 @@ func TestWorthReconcilingUpdates(t *testing.T) {
 			application(1, "approved", approved), application(2, "approved", approved), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := worthReconciling().Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
+			if got := worthReconciling(nothingAwaited).Update(event.UpdateEvent{ObjectOld: tc.old, ObjectNew: tc.new}); got != tc.want {
 				t.Errorf("Update = %v, want %v", got, tc.want)
 			}
 		})
@@ -68,7 +90,7 @@ func TestWorthReconcilingCreates(t *testing.T) {
 		{"a final one whose label was lost in a crash is reconciled", application(1, "pending", loansv1alpha1.PhaseRejected), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := worthReconciling().Create(event.CreateEvent{Object: tc.app}); got != tc.want {
+			if got := worthReconciling(nothingAwaited).Create(event.CreateEvent{Object: tc.app}); got != tc.want {
 				t.Errorf("Create = %v, want %v", got, tc.want)
 			}
 		})
