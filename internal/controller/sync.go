@@ -70,7 +70,13 @@ func (r *LoanApplicationReconciler) sendToBank(ctx context.Context, p *pass, rea
 
 	now := r.Clock.Now()
 	markSubmitted(&app.Status, string(app.UID), now, reason)
-	p.announce(corev1.EventTypeNormal, reason, "Submit", "Submitted to the bank as %s", app.UID)
+	if reason == loansv1alpha1.ReasonResubmitted {
+		// Only a resubmission is announced. A first submission is the normal course, and the
+		// Submitted condition already records it with its time. Its Event was one API write
+		// per application (a fifth of the controller's writes in the benchmark at 10,000) and
+		// a second Event per application kept in client-go's Event cache for 6 to 12 minutes.
+		p.announce(corev1.EventTypeNormal, reason, "Submit", "Submitted to the bank again as %s", app.UID)
+	}
 	due := r.Timing.firstPollDue(now, now, r.Random)
 	r.schedule.plan(keyOf(app), app.UID, due)
 	return ctrl.Result{RequeueAfter: due.Sub(now)}, nil
