@@ -22,7 +22,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
-	"net/http"
 	"os"
 	"time"
 
@@ -55,6 +54,7 @@ func init() {
 // flags are the program's settings; every one has a default that works on a laptop.
 type flags struct {
 	metricsAddr, probeAddr      string
+	pprofAddr                   string
 	secureMetrics, enableHTTP2  bool
 	leaderElect                 bool
 	leaderElectionNamespace     string
@@ -77,6 +77,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "0", "The address the pprof endpoint (/debug/pprof/) binds to, "+
+		"for profiling CPU and heap; plain HTTP without authentication, so bind it to loopback. 0 disables it.")
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served over HTTPS behind authentication and authorization. Use --metrics-secure=false for HTTP.")
 	fs.BoolVar(&f.enableHTTP2, "enable-http2", false,
@@ -174,13 +176,8 @@ func main() {
 		setupLog.Error(err, "unable to set up health check")
 		os.Exit(1)
 	}
-	// Ready once the informer cache has synced: before that, the controller knows of nothing.
-	if err := mgr.AddReadyzCheck("readyz", func(req *http.Request) error {
-		if !mgr.GetCache().WaitForCacheSync(req.Context()) {
-			return errors.New("informer cache not synced")
-		}
-		return nil
-	}); err != nil {
+	// Ready once the cache holds every application: before that, the controller knows of nothing.
+	if err := mgr.AddReadyzCheck("readyz", controller.ReadyWhenSynced(mgr.GetCache())); err != nil {
 		setupLog.Error(err, "unable to set up ready check")
 		os.Exit(1)
 	}
@@ -229,6 +226,7 @@ func managerOptions(f flags) ctrl.Options {
 		Scheme:                        scheme,
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        f.probeAddr,
+		PprofBindAddress:              f.pprofAddr,
 		LeaderElection:                f.leaderElect,
 		LeaderElectionID:              "loan-operator.loans.lendo.se",
 		LeaderElectionNamespace:       f.leaderElectionNamespace,

@@ -34,6 +34,9 @@ func TestDefaults(t *testing.T) {
 	if f.kubeAPIQPS < 200 || f.kubeAPIBurst < int(f.kubeAPIQPS) {
 		t.Errorf("--kube-api-qps %v / --kube-api-burst %d would cap the controller", f.kubeAPIQPS, f.kubeAPIBurst)
 	}
+	if f.pprofAddr != "0" {
+		t.Errorf("--pprof-bind-address defaults to %q: an unauthenticated profile endpoint must be asked for", f.pprofAddr)
+	}
 	if f.maxConcurrentReconciles < 2 || f.bankQPS <= 0 || f.bankBurst <= 0 {
 		t.Errorf("concurrency and bank limits: %d, %v, %d", f.maxConcurrentReconciles, f.bankQPS, f.bankBurst)
 	}
@@ -50,7 +53,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		}
 	})
 	for _, name := range []string{"bank-url", "bank-qps", "bank-burst", "max-concurrent-reconciles", "kube-api-qps",
-		"kube-api-burst", "leader-elect", "first-poll-delay", "poll-interval", "poll-jitter", "not-found-grace"} {
+		"kube-api-burst", "leader-elect", "first-poll-delay", "poll-interval", "poll-jitter", "not-found-grace", "pprof-bind-address"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
 		}
