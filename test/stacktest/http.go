@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/banksim"
 )
 
@@ -77,4 +78,18 @@ func BankStats(ctx context.Context, httpc *http.Client, bankURL string) (banksim
 		return st, fmt.Errorf("GET /admin/stats: %w: %s", decodeErr, data)
 	}
 	return st, nil
+}
+
+// PhaseOfBankStatus is the phase an application must show for a decision of the bank, as
+// bank-api.md maps them ("completed" is approved), and "" for a status that is no decision. The
+// suites compare with this mapping, stated apart from the controller's own.
+func PhaseOfBankStatus(status string) loansv1alpha1.Phase {
+	switch status {
+	case "completed":
+		return loansv1alpha1.PhaseApproved
+	case "rejected":
+		return loansv1alpha1.PhaseRejected
+	default:
+		return ""
+	}
 }
