@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,36 +17,18 @@ import (
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // httpClient bounds every request of the tests.
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// gatewayApp is the part of the gateway's JSON view of an application that the tests read.
-type gatewayApp struct {
-	ID        string `json:"id"`
-	FirstName string `json:"first_name"`
-	LastName  string `json:"last_name"`
-	Status    string `json:"status"`
-}
-
 // createThroughGateway POSTs an application and returns its id (the resource's name).
 func createThroughGateway(ctx context.Context, gatewayURL, first, last string) string {
 	GinkgoHelper()
-	body, err := json.Marshal(map[string]string{"first_name": first, "last_name": last})
+	code, app, body, err := stacktest.PostApplication(ctx, httpClient, gatewayURL, first, last)
 	Expect(err).NotTo(HaveOccurred())
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gatewayURL+"/api/v1/applications", bytes.NewReader(body))
-	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpClient.Do(req)
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(resp.Body)
-	Expect(err).NotTo(HaveOccurred())
-	Expect(resp.StatusCode).To(Equal(http.StatusCreated), "POST /api/v1/applications: %s", data)
-	var app gatewayApp
-	Expect(json.Unmarshal(data, &app)).To(Succeed())
-	Expect(app.ID).NotTo(BeEmpty())
+	Expect(code).To(Equal(http.StatusCreated), "POST /api/v1/applications: %s", body)
 	Expect(app.FirstName).To(Equal(first))
 	Expect(app.Status).To(Equal(loansv1alpha1.LabelPending))
 	return app.ID
@@ -63,8 +44,8 @@ func gatewayList(ctx context.Context, g Gomega, gatewayURL, status string) (ids 
 			q.Set("continue", cont)
 		}
 		var list struct {
-			Items    []gatewayApp `json:"items"`
-			Continue string       `json:"continue"`
+			Items    []stacktest.Application `json:"items"`
+			Continue string                  `json:"continue"`
 		}
 		getJSON(ctx, g, gatewayURL+"/api/v1/applications?"+q.Encode(), &list)
 		g.Expect(len(list.Items)).To(BeNumerically("<=", 7), "the page ignores limit")
@@ -90,21 +71,6 @@ func getJSON(ctx context.Context, g Gomega, u string, into any) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "GET %s: %s", u, data)
 	g.Expect(json.Unmarshal(data, into)).To(Succeed(), "GET %s: %s", u, data)
-}
-
-// bankStats is the part of the simulator's GET /admin/stats the tests read.
-type bankStats struct {
-	ApplicationsCreated int64            `json:"applications_created"`
-	Submissions         map[string]int64 `json:"submissions"`
-	Decisions           map[string]struct {
-		Status string `json:"status"`
-	} `json:"decisions"`
-}
-
-func getBankStats(ctx context.Context, g Gomega, bankURL string) bankStats {
-	var st bankStats
-	getJSON(ctx, g, bankURL+"/admin/stats", &st)
-	return st
 }
 
 // kubectlNames lists the names kubectl shows for `get loanapplications -l status=<status>`.
@@ -182,14 +148,4 @@ func sorted(s []string) []string {
 	out := slices.Clone(s)
 	slices.Sort(out)
 	return out
-}
-
-// expectNoUnexpectedExit fails when a process of the stack ended without being asked to.
-func expectNoUnexpectedExit(stack *devenv.Stack) {
-	GinkgoHelper()
-	select {
-	case exit := <-stack.Exits():
-		Fail(exit.Error())
-	default:
-	}
 }

@@ -2,7 +2,6 @@ package e2e_test
 
 import (
 	"errors"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/onsi/gomega/gexec"
 
 	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // What `make dev` runs, as a person runs it: cmd/devenv from the repository's folder, set up by
@@ -31,18 +31,21 @@ var _ = Describe("make dev", Ordered, func() {
 
 	BeforeAll(func() {
 		dir := GinkgoT().TempDir()
-		buildInto(dir, map[string]string{"devenv": "./cmd/devenv"})
+		Expect(programs.Build(dir, map[string]string{"devenv": "./cmd/devenv"}, GinkgoWriter)).To(Succeed())
 		devenvBin = filepath.Join(dir, "devenv")
 		devDir = filepath.Join(GinkgoT().TempDir(), "dev")
 		kubeconfig = filepath.Join(devDir, "kubeconfig")
-		gatewayAddr, bankAddr = freeAddr(), freeAddr()
+		// Addresses known before the start, for the banner's commands and the POST below.
+		addrs, err := stacktest.FreeAddrs(2)
+		Expect(err).NotTo(HaveOccurred())
+		gatewayAddr, bankAddr = addrs[0], addrs[1]
 	})
 
 	// start runs cmd/devenv with the README's variables and waits for its banner.
 	start := func(extraEnv ...string) *gexec.Session {
 		GinkgoHelper()
-		cmd := exec.Command(devenvBin, "-bin-dir", binDir)
-		cmd.Dir = repoDir
+		cmd := exec.Command(devenvBin, "-bin-dir", programs.BinDir)
+		cmd.Dir = programs.RepoDir
 		cmd.Env = append(os.Environ(), "DEV_DIR="+devDir, "GATEWAY_ADDR="+gatewayAddr, "BANK_ADDR="+bankAddr)
 		cmd.Env = append(cmd.Env, extraEnv...)
 		session, err := gexec.Start(cmd, GinkgoWriter, GinkgoWriter)
@@ -56,7 +59,7 @@ var _ = Describe("make dev", Ordered, func() {
 	kubectl := func(args ...string) string {
 		GinkgoHelper()
 		cmd := exec.Command(testenv.KubectlPath(), args...)
-		cmd.Dir = repoDir
+		cmd.Dir = programs.RepoDir
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 		out, err := cmd.CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), "kubectl %v: %s", args, out)
@@ -143,15 +146,6 @@ var _ = Describe("make dev", Ordered, func() {
 		Eventually(session).WithTimeout(time.Minute).Should(gexec.Exit(0))
 	}, SpecTimeout(4*time.Minute))
 })
-
-// freeAddr is a free loopback address for a fixed-port setting.
-func freeAddr() string {
-	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
 
 // childPIDs lists the processes whose parent is pid, from /proc.
 func childPIDs(pid int) []int {

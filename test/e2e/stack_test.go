@@ -14,6 +14,7 @@ import (
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // How many applications each way: enough that approvals and rejections both occur (the bank
@@ -29,7 +30,7 @@ var _ = Describe("The local stack", Ordered, func() {
 	)
 
 	BeforeAll(func(ctx SpecContext) {
-		opts = testOptions(GinkgoT().TempDir())
+		opts = programs.QuickOptions(GinkgoT().TempDir(), GinkgoWriter)
 		var err error
 		stack, err = devenv.Start(ctx, opts)
 		Expect(err).NotTo(HaveOccurred())
@@ -40,7 +41,7 @@ var _ = Describe("The local stack", Ordered, func() {
 		})
 	}, NodeTimeout(3*time.Minute))
 
-	AfterEach(func() { expectNoUnexpectedExit(stack) })
+	AfterEach(func() { Expect(stacktest.UnexpectedExit(stack)).To(Succeed()) })
 
 	It("serves the gateway's /readyz once every part is up", func(ctx SpecContext) {
 		for _, p := range stack.Processes() {
@@ -127,7 +128,9 @@ var _ = Describe("The local stack", Ordered, func() {
 			namesWithPhase(decided, loansv1alpha1.PhaseRejected))
 		// The restarted bank remembers nothing; a decided application is never sent again.
 		Consistently(func(g Gomega) {
-			g.Expect(getBankStats(ctx, g, stack.BankURL).ApplicationsCreated).To(BeZero())
+			st, err := stacktest.BankStats(ctx, httpClient, stack.BankURL)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(st.ApplicationsCreated).To(BeZero())
 		}).WithContext(ctx).WithTimeout(3 * time.Second).WithPolling(500 * time.Millisecond).Should(Succeed())
 	}, SpecTimeout(3*time.Minute))
 
@@ -196,15 +199,16 @@ func expectViewsAgree(ctx context.Context, stack *devenv.Stack, approved, reject
 // application was submitted exactly once.
 func expectBankAgrees(ctx context.Context, stack *devenv.Stack, apps map[string]loansv1alpha1.LoanApplication) {
 	GinkgoHelper()
-	st := getBankStats(ctx, Default, stack.BankURL)
+	st, err := stacktest.BankStats(ctx, httpClient, stack.BankURL)
+	Expect(err).NotTo(HaveOccurred())
 	Expect(st.ApplicationsCreated).To(BeEquivalentTo(len(apps)), "submissions to the bank")
-	bankPhase := map[string]loansv1alpha1.Phase{"completed": loansv1alpha1.PhaseApproved, "rejected": loansv1alpha1.PhaseRejected}
 	for name, app := range apps {
 		// The controller submits under the resource's UID and records it.
 		uid := app.Status.BankApplicationID
 		Expect(uid).To(Equal(string(app.UID)), "%s's bank application id", name)
 		Expect(st.Submissions).To(HaveKeyWithValue(uid, BeEquivalentTo(1)), "%s submitted once", name)
 		Expect(st.Decisions).To(HaveKey(uid), "the bank has no decision for %s", name)
-		Expect(bankPhase[st.Decisions[uid].Status]).To(Equal(app.Status.Phase), "%s: the bank said %s", name, st.Decisions[uid].Status)
+		said := st.Decisions[uid].Status
+		Expect(stacktest.PhaseOfBankStatus(said)).To(Equal(app.Status.Phase), "%s: the bank said %s", name, said)
 	}
 }
