@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/lendo/loan-operator/internal/banksim"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // bankAdmin drives the bank simulator's admin endpoints: faults on demand, its counts, amnesia.
@@ -30,10 +31,8 @@ func (b bankAdmin) setFaults(ctx context.Context, f banksim.Faults) {
 // decision of the bank's current lifetime.
 func (b bankAdmin) stats(ctx context.Context) banksim.Stats {
 	GinkgoHelper()
-	status, data := b.do(ctx, http.MethodGet, "/admin/stats", nil)
-	Expect(status).To(Equal(http.StatusOK), "GET /admin/stats: %s", data)
-	var st banksim.Stats
-	Expect(json.Unmarshal(data, &st)).To(Succeed())
+	st, err := stacktest.BankStats(ctx, httpClient, b.url)
+	Expect(err).NotTo(HaveOccurred())
 	return st
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -155,7 +156,7 @@ func countNotFinal(ctx context.Context, stack *devenv.Stack, before []string) in
 	Expect(stack.Client.List(ctx, &list, client.InNamespace(appNamespace))).To(Succeed())
 	n := 0
 	for _, app := range list.Items {
-		if !app.Status.Phase.IsFinal() && !containsString(before, app.Name) {
+		if !app.Status.Phase.IsFinal() && !slices.Contains(before, app.Name) {
 			n++
 		}
 	}
@@ -170,18 +171,9 @@ func finalUIDs(ctx context.Context, stack *devenv.Stack, before []string) map[st
 	Expect(stack.Client.List(ctx, &list, client.InNamespace(appNamespace))).To(Succeed())
 	out := map[string]loansv1alpha1.Phase{}
 	for _, app := range list.Items {
-		if app.Status.Phase.IsFinal() && !containsString(before, app.Name) {
+		if app.Status.Phase.IsFinal() && !slices.Contains(before, app.Name) {
 			out[string(app.UID)] = app.Status.Phase
 		}
 	}
 	return out
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

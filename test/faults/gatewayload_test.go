@@ -13,6 +13,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // The gateway load: clients at once, for how long, and at most how many creates among their
@@ -150,11 +152,11 @@ func runLoadClient(ctx context.Context, httpc *http.Client, gw string, id uint64
 		res.requests.Add(1)
 		switch roll := rng.IntN(10); {
 		case roll == 0 && createsLeft.Add(-1) >= 0:
-			code, view, body, err := postApplication(ctx, httpc, gw, "Load", fmt.Sprintf("Client %d request %d", id, i))
+			code, app, body, err := stacktest.PostApplication(ctx, httpc, gw, "Load", fmt.Sprintf("Client %d request %d", id, i))
 			if err != nil {
 				body = err.Error()
 			}
-			res.count("create", code, body, view.ID)
+			res.count("create", code, body, app.ID)
 		case roll < 6:
 			res.mu.Lock()
 			name := res.creates[rng.IntN(len(res.creates))]

@@ -13,13 +13,8 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/banksim"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
-
-// phaseOfBankStatus is what each decision of the bank must show as (bank-api.md's mapping).
-var phaseOfBankStatus = map[string]loansv1alpha1.Phase{
-	"completed": loansv1alpha1.PhaseApproved,
-	"rejected":  loansv1alpha1.PhaseRejected,
-}
 
 // invariantCounts is what checkInvariant found. A passing check has Lost, Duplicates,
 // Unknown, Mismatched and NotFinal at 0.
@@ -165,7 +160,7 @@ func (c *invariantCounts) checkDecision(app loansv1alpha1.LoanApplication, lifet
 			continue
 		}
 		decision, ok := lifetimes[i].Decisions[uid]
-		want := phaseOfBankStatus[decision.Status]
+		want := stacktest.PhaseOfBankStatus(decision.Status)
 		if !ok || app.Status.Phase != want {
 			c.Mismatched++
 			return fmt.Sprintf("%s (uid %s) is %s; the bank (lifetime %d) decided %q", app.Name, uid, app.Status.Phase, i+1, decision.Status)

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // leaseName is the controller's leader election Lease (cmd/controller's LeaderElectionID).
@@ -89,8 +90,7 @@ var _ = Describe("Two controller replicas with leader election", Ordered, func()
 		Expect(notFinal).To(BeNumerically(">", 0), "nothing was in flight at the kill: the test proved nothing")
 		Expect(takeover).To(BeNumerically("<=", leaseDuration+2*retryPeriod+loadedMachine),
 			"the standby took %s to lead; the lease lasts %s", takeover, leaseDuration)
-		expectNoUnexpectedExit(stack)
-
+		Expect(stacktest.UnexpectedExit(stack)).To(Succeed())
 	})
 })
 

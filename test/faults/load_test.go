@@ -1,12 +1,9 @@
 package faults_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sync"
 	"time"
@@ -15,6 +12,7 @@ import (
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // appNamespace is where the gateway creates applications and where the tests create theirs.
@@ -96,51 +94,14 @@ func (c *created) createOne(ctx context.Context, i int) {
 	}
 }
 
-// gatewayView is the part of the gateway's JSON view of an application the tests read.
-type gatewayView struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-}
-
 // createThroughGateway POSTs one application and returns its id (the resource's name).
 func createThroughGateway(ctx context.Context, gatewayURL, first, last string) (string, error) {
-	code, view, body, err := postApplication(ctx, httpClient, gatewayURL, first, last)
+	code, app, body, err := stacktest.PostApplication(ctx, httpClient, gatewayURL, first, last)
 	if err != nil {
 		return "", err
 	}
 	if code != http.StatusCreated {
 		return "", fmt.Errorf("POST /api/v1/applications: %d %s", code, body)
 	}
-	return view.ID, nil
-}
-
-// postApplication POSTs one application with httpc: the status code, the application when it
-// was created, and the body otherwise.
-func postApplication(ctx context.Context, httpc *http.Client, gatewayURL, first, last string) (int, gatewayView, string, error) {
-	var view gatewayView
-	payload, err := json.Marshal(map[string]string{"first_name": first, "last_name": last})
-	if err != nil {
-		return 0, view, "", err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gatewayURL+"/api/v1/applications", bytes.NewReader(payload))
-	if err != nil {
-		return 0, view, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := httpc.Do(req)
-	if err != nil {
-		return 0, view, "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, view, "", err
-	}
-	if resp.StatusCode != http.StatusCreated {
-		return resp.StatusCode, view, string(data), nil
-	}
-	if err := json.Unmarshal(data, &view); err != nil || view.ID == "" {
-		return 0, view, string(data), fmt.Errorf("POST /api/v1/applications answered no id (%v): %s", err, data)
-	}
-	return resp.StatusCode, view, "", nil
+	return app.ID, nil
 }

@@ -2,7 +2,6 @@ package faults_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,7 +28,7 @@ func startExtra(ctx context.Context, binary, logPath, readyURL string, readyClie
 	GinkgoHelper()
 	logFile, err := os.Create(logPath)
 	Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(filepath.Join(binDir, binary), args...)
+	cmd := exec.Command(filepath.Join(programs.BinDir, binary), args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	Expect(cmd.Start()).To(Succeed())
@@ -59,13 +58,4 @@ func (p *extraProcess) stop() {
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
-}
-
-// freeAddr is a free loopback address for a program to listen on.
-func freeAddr() string {
-	GinkgoHelper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
 }

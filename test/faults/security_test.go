@@ -23,6 +23,7 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/banksim"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // editorUser is a person with the kubebuilder editor role on LoanApplications: full write
@@ -87,7 +88,9 @@ func securitySpecs(sys *system) {
 		token := randomToken()
 		tokenFile := filepath.Join(sys.stack.DevDir(), "gateway-token")
 		Expect(os.WriteFile(tokenFile, []byte(token+"\n"), 0o600)).To(Succeed())
-		addr := freeAddr()
+		addrs, err := stacktest.FreeAddrs(1)
+		Expect(err).NotTo(HaveOccurred())
+		addr := addrs[0]
 		gw := startExtra(ctx, "loan-gateway", filepath.Join(sys.stack.DevDir(), "logs", "gateway-auth.log"),
 			"http://"+addr+"/readyz", httpClient,
 			"--addr="+addr, "--kubeconfig="+sys.stack.GatewayKubeconfig, "--namespace="+appNamespace,
@@ -134,7 +137,9 @@ func securitySpecs(sys *system) {
 		callers := newMetricsCallers(ctx, sys.stack, ns)
 		// A controller as the manifest deploys it (secure metrics: HTTPS behind authentication and
 		// authorization), watching a namespace without applications so that it reconciles nothing.
-		metricsAddr, probeAddr := freeAddr(), freeAddr()
+		addrs, err := stacktest.FreeAddrs(2)
+		Expect(err).NotTo(HaveOccurred())
+		metricsAddr, probeAddr := addrs[0], addrs[1]
 		startExtra(ctx, "loan-controller", filepath.Join(sys.stack.DevDir(), "logs", "controller-secure-metrics.log"),
 			"http://"+probeAddr+"/readyz", httpClient,
 			"--kubeconfig="+sys.stack.ControllerKubeconfig, "--bank-url="+sys.stack.BankURL, "--namespace="+ns,
@@ -142,7 +147,7 @@ func securitySpecs(sys *system) {
 		callers.expectOnlyReadersServed(ctx, metricsAddr, "# HELP controller_runtime_")
 
 		By("the deployed manifest keeps the metrics of both programs secure")
-		rendered, stderr, err := sys.stack.Kubectl(ctx, "", "kustomize", filepath.Join(repoDir, "config", "default"))
+		rendered, stderr, err := sys.stack.Kubectl(ctx, "", "kustomize", filepath.Join(programs.RepoDir, "config", "default"))
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(strings.Count(rendered, "--metrics-bind-address=:8443")).To(Equal(2), "the controller's and the gateway's")
 		Expect(rendered).NotTo(ContainSubstring("--metrics-secure=false"))
@@ -153,7 +158,9 @@ func securitySpecs(sys *system) {
 			callers := newMetricsCallers(ctx, sys.stack, "faults-gateway-metrics")
 			// A gateway as the manifest deploys it: --metrics-bind-address, secure by default, as
 			// its ServiceAccount (whose reviews config/rbac/gateway allows).
-			addr, metricsAddr := freeAddr(), freeAddr()
+			addrs, err := stacktest.FreeAddrs(2)
+			Expect(err).NotTo(HaveOccurred())
+			addr, metricsAddr := addrs[0], addrs[1]
 			startExtra(ctx, "loan-gateway", filepath.Join(sys.stack.DevDir(), "logs", "gateway-secure-metrics.log"),
 				"http://"+addr+"/readyz", httpClient,
 				"--addr="+addr, "--kubeconfig="+sys.stack.GatewayKubeconfig, "--namespace="+appNamespace,

@@ -16,14 +16,12 @@ import (
 // httpClient bounds every request the tests make that has no deadline of its own.
 var httpClient = &http.Client{Timeout: 15 * time.Second}
 
-// The controller's timing on the test stacks. The bank decides in 1 to 3 seconds (the real one
-// takes 5 to 20), so the controller polls 1 second after a submission and every half second
-// after; a 404 three seconds after a submission means the bank forgot; and backoff after bank
-// errors stops growing at 5 seconds, so that a spell of faults costs seconds, not minutes, once
-// the bank recovers.
-var controllerTiming = []string{
-	"--first-poll-delay=1s",
-	"--poll-interval=500ms",
+// faultTiming is added to the quick stack's controller timing (a bank that decides in 1 to 3
+// seconds, polled 1 second after a submission and every half second after) for the faults: a
+// 404 three seconds after a submission means the bank forgot; a bank call gives up after 3
+// seconds; and backoff after bank errors stops growing at 5 seconds, so that a spell of faults
+// costs seconds, not minutes, once the bank recovers.
+var faultTiming = []string{
 	"--not-found-grace=3s",
 	"--retry-max-delay=5s",
 	"--bank-timeout=3s",
@@ -34,22 +32,12 @@ var controllerTiming = []string{
 // ends. tweak changes the options before the start.
 func startStack(ctx context.Context, name string, tweak func(*devenv.Options)) *devenv.Stack {
 	GinkgoHelper()
-	devDir := filepath.Join(repoDir, "bin", "faults", name)
+	devDir := filepath.Join(programs.RepoDir, "bin", "faults", name)
 	Expect(os.RemoveAll(devDir)).To(Succeed())
-	opts := devenv.Options{
-		DevDir:       devDir,
-		RepoDir:      repoDir,
-		BinDir:       binDir,
-		GatewayAddr:  "127.0.0.1:0",
-		BankAddr:     "127.0.0.1:0",
-		BankMinDelay: time.Second,
-		BankMaxDelay: 3 * time.Second,
-		// The tests never crash the machine, only processes: etcd without fsync is safe here.
-		UnsafeNoFsync:  true,
-		ControllerArgs: append([]string(nil), controllerTiming...),
-		StartTimeout:   90 * time.Second,
-		Log:            GinkgoWriter,
-	}
+	opts := programs.QuickOptions(devDir, GinkgoWriter)
+	// The tests never crash the machine, only processes: etcd without fsync is safe here.
+	opts.UnsafeNoFsync = true
+	opts.ControllerArgs = append(opts.ControllerArgs, faultTiming...)
 	if tweak != nil {
 		tweak(&opts)
 	}
@@ -59,16 +47,6 @@ func startStack(ctx context.Context, name string, tweak func(*devenv.Options)) *
 		Expect(stack.Stop()).To(Succeed())
 	})
 	return stack
-}
-
-// expectNoUnexpectedExit fails when a process of the stack ended without being asked to.
-func expectNoUnexpectedExit(stack *devenv.Stack) {
-	GinkgoHelper()
-	select {
-	case exit := <-stack.Exits():
-		Fail(exit.Error())
-	default:
-	}
 }
 
 // ensureRunning restarts every process of the stack that a test stopped or killed and did not

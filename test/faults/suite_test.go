@@ -12,7 +12,6 @@ package faults_test
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -20,11 +19,12 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 var (
-	// repoDir is the repository; binDir holds loan-controller, loan-gateway and bank-sim.
-	repoDir, binDir string
+	// programs are the repository and the folder with loan-controller, loan-gateway and bank-sim.
+	programs stacktest.Programs
 	// summary collects what each fault test saw, for the report at the end.
 	summary = &runSummary{}
 )
@@ -35,38 +35,15 @@ func TestFaults(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
-	Expect(os.Getenv("KUBEBUILDER_ASSETS")).NotTo(BeEmpty(),
-		"KUBEBUILDER_ASSETS must name the folder with kube-apiserver and etcd: run `make test-e2e`")
-	repoDir = testenv.RepoRoot()
-	// FAULTS_BIN_DIR points at binaries built elsewhere; by default those of make build.
-	binDir = os.Getenv("FAULTS_BIN_DIR")
-	if binDir == "" {
-		binDir = filepath.Join(repoDir, "bin")
-	}
-	if !allBuilt(binDir) {
-		// Run directly (go test ./test/faults/...) before any make build: build them aside.
-		binDir = GinkgoT().TempDir()
-		for name, pkg := range map[string]string{
-			"loan-controller": "./cmd/controller", "loan-gateway": "./cmd/gateway", "bank-sim": "./cmd/bank-sim",
-		} {
-			By("building " + pkg)
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg)
-			cmd.Dir = repoDir
-			out, err := cmd.CombinedOutput()
-			Expect(err).NotTo(HaveOccurred(), "go build %s:\n%s", pkg, out)
-		}
-	}
+	var err error
+	// FAULTS_BIN_DIR points at binaries built elsewhere; by default those of make build, else
+	// (go test ./test/faults/... before any make build) they are built aside.
+	programs, err = stacktest.Prepare(os.Getenv("FAULTS_BIN_DIR"), GinkgoT().TempDir(), GinkgoWriter)
+	Expect(err).NotTo(HaveOccurred())
 })
 
 var _ = AfterSuite(func() {
-	summary.report(filepath.Join(repoDir, "bin", "faults", "last-run.json"))
+	// From testenv, not programs: a failed BeforeSuite leaves programs empty, and the report
+	// belongs in the repository's bin/ even then.
+	summary.report(filepath.Join(testenv.RepoRoot(), "bin", "faults", "last-run.json"))
 })
-
-func allBuilt(dir string) bool {
-	for _, name := range []string{"loan-controller", "loan-gateway", "bank-sim"} {
-		if info, err := os.Stat(filepath.Join(dir, name)); err != nil || info.Mode()&0o111 == 0 {
-			return false
-		}
-	}
-	return true
-}

@@ -5,9 +5,11 @@ import (
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 
 	"github.com/lendo/loan-operator/internal/banksim"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // system is the running system the tests with one controller share: starting a control plane
@@ -47,7 +49,7 @@ var _ = Describe("One running system", Ordered, ContinueOnFailure, func() {
 		sys.before = namesIn(ctx, sys.stack)
 		sys.start = time.Now()
 		DeferCleanup(func(ctx SpecContext) {
-			expectNoUnexpectedExit(sys.stack)
+			Expect(stacktest.UnexpectedExit(sys.stack)).To(Succeed())
 			ensureRunning(ctx, sys.stack)
 			sys.bank.setFaults(ctx, banksim.Faults{})
 		})
