@@ -55,6 +55,9 @@ type bench struct {
 	filled []string
 	// perfDir, when set, receives CPU profiles of each step.
 	perfDir string
+	// outDir receives the reports and the controller's heap profiles, which it serves at
+	// controllerPprofURL.
+	outDir, controllerPprofURL string
 }
 
 // Scenario names, as the table shows them.

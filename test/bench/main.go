@@ -181,7 +181,12 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 	if err := preparePerfDir(s.perfDir); err != nil {
 		return nil, err
 	}
-	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir}
+	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir, outDir: s.outDir}
+	pprofArgs, pprofURL, err := controllerPprof()
+	if err != nil {
+		return nil, err
+	}
+	b.controllerPprofURL = pprofURL
 	progress("starting etcd, kube-apiserver, the bank simulator, the controller and the gateway (logs in %s)",
 		filepath.Join(s.devDir, "logs"))
 	binDir, err := snapshotBinaries(filepath.Join(s.repoDir, "bin"), filepath.Join(s.devDir, "bin"))
@@ -193,7 +198,7 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 		GatewayAddr: "127.0.0.1:0", BankAddr: "127.0.0.1:0",
 		BankMinDelay: b.timing.bankMin, BankMaxDelay: b.timing.bankMax,
 		UnsafeNoFsync:  s.unsafeNoFsync,
-		ControllerArgs: b.timing.controllerArgs(),
+		ControllerArgs: append(b.timing.controllerArgs(), pprofArgs...),
 		Log:            log,
 	})
 	if err != nil {

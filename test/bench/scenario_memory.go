@@ -25,7 +25,7 @@ func (b *bench) memoryAt(n int) func(context.Context) error {
 		}
 		b.reportMemory(n, "gateway", gw, b.emptyGateway, "settled, every application final")
 		b.reportMemory(n, "controller", ctrl, b.emptyController, "settled, every application final")
-		return nil
+		return b.noteHeapProfile(ctx, n)
 	}
 }
 
@@ -53,6 +53,17 @@ func (b *bench) largeMemory(ctx context.Context) error {
 	}
 	b.reportMemory(b.scale.large, "controller", mem, b.emptyController,
 		"right after its cache synced, while it starts on the applications created while it was stopped")
+	return b.noteHeapProfile(ctx, b.scale.large)
+}
+
+// noteHeapProfile saves the controller's heap profile at n applications, which explains the
+// heap figure, and says where it is.
+func (b *bench) noteHeapProfile(ctx context.Context, n int) error {
+	path, err := b.saveHeapProfile(ctx, "controller-"+strconv.Itoa(n))
+	if err != nil || path == "" {
+		return err
+	}
+	progress("controller heap profile at %d applications: go tool pprof -sample_index=inuse_space -top %s", n, path)
 	return nil
 }
 
