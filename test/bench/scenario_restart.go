@@ -2,138 +2,319 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/lendo/loan-operator/internal/banksim"
+	"github.com/lendo/loan-operator/internal/devenv"
 )
 
-// restartPause is how long the controller stays stopped, while the bank decides.
+// restartPause is how long the controller stays stopped.
 const restartPause = 5 * time.Second
 
 // sampleEvery is how often the bank's counts are sampled during a restart.
 const sampleEvery = 100 * time.Millisecond
 
-// restartUnderLoad is scenario 5: with the applications submitted and pending at the bank, the
-// controller is stopped (SIGTERM) and started again. It measures the time to resume and the
-// peak rate of bank calls, and checks that nothing is lost or submitted twice.
-func (b *bench) restartUnderLoad(ctx context.Context) error {
+// The bound on submitting every application after the first start, which the bank's assessment
+// must outlast. The controller submits more slowly than the gateway creates: each submission is
+// a status write, as costly as a create, and an Event, plus a bank call, while the controller
+// already polls those it submitted (up to --bank-qps, about a core on this machine).
+// submitSlowdown allows six times the creation time measured just before, so a busier machine
+// gives itself more time; the floor and the cap keep it sensible at 1,000 and bounded at 10,000
+// on a crowded machine.
+const (
+	submitSlowdown = 6
+	minSubmitBound = time.Minute
+	maxSubmitBound = 5 * time.Minute
+)
+
+// stopMargin covers the stop itself: longer than devenv's 15 s between SIGTERM and SIGKILL.
+const stopMargin = 20 * time.Second
+
+// submitBound is how long the first start may take to submit n applications, from the
+// gateway's creation rate with the controller stopped.
+func submitBound(n int, createRate float64) time.Duration {
+	if createRate <= 0 {
+		return maxSubmitBound
+	}
+	d := time.Duration(submitSlowdown * float64(n) / createRate * float64(time.Second))
+	return min(max(d, minSubmitBound), maxSubmitBound)
+}
+
+// restartWindow is the bank's assessment during scenario 5: it begins after the longest the
+// submissions may take (their wait fails past it) and the stop, so that no application is
+// decided before the controller stops, and it is as wide as the real bank's.
+func (t timing) restartWindow(bound time.Duration) banksim.Assessment {
+	shortest := bound + stopMargin
+	return banksim.Assessment{MinDelay: banksim.Duration(shortest), MaxDelay: banksim.Duration(shortest + t.bankMax - t.bankMin)}
+}
+
+// realWindow is the bank's own assessment, which every other scenario runs with.
+func (t timing) realWindow() banksim.Assessment {
+	return banksim.Assessment{MinDelay: banksim.Duration(t.bankMin), MaxDelay: banksim.Duration(t.bankMax)}
+}
+
+// restartUnderLoad is scenario 5: the controller is stopped with every application submitted
+// and pending at the bank, and started again. The applications are created with the controller
+// stopped (fast), the bank's assessment is lengthened so that none is decided before the stop,
+// and the controller's first start submits them all (a start with N unsubmitted, reported too).
+// Then SIGTERM, a pause, a start: it measures the time to resume and the peak rate of bank
+// calls, and checks that nothing is lost or submitted twice.
+func (b *bench) restartUnderLoad(ctx context.Context) (err error) {
 	before, err := b.sys.bankStats(ctx, false)
 	if err != nil {
 		return err
 	}
-	keys, _, err := b.createThroughGateway(ctx, scenarioRestart, b.scale.apps)
+	ctrl := b.sys.stack.Controllers[0]
+	if err := ctrl.Stop(); err != nil {
+		return fmt.Errorf("%w: stopping the controller before the creates: %w", errFatal, err)
+	}
+	defer func() {
+		if restoreErr := b.restoreAfterRestart(ctx); restoreErr != nil {
+			err = errors.Join(err, restoreErr)
+		}
+	}()
+	keys, load, err := b.createThroughGateway(ctx, scenarioRestart, b.scale.apps)
 	b.pending = keys // kept on failure too: the later steps read them
 	if err != nil {
 		return err
 	}
-	if err := b.sys.watch.waitFor(ctx, b.pending, isPending, 2*time.Minute); err != nil {
-		return fmt.Errorf("waiting for every application to be submitted: %w", err)
+	bound := submitBound(len(keys), load.Rate())
+	window := b.timing.restartWindow(bound)
+	if err := b.sys.setBankAssessment(ctx, window); err != nil {
+		return fmt.Errorf("lengthening the bank's assessment: %w", err)
 	}
-	stillPending := len(b.pending) - b.sys.watch.count(b.pending, isFinal)
-
-	sampler := b.startBankSampler(ctx)
-	ctrl := b.sys.stack.Controllers[0]
-	stopping := time.Now()
-	if err := ctrl.Stop(); err != nil {
+	sampler := b.startBankSampler(ctx, bound+time.Duration(window.MaxDelay)+5*time.Minute)
+	first, err := b.submitAll(ctx, ctrl, bound)
+	if err != nil {
 		sampler.stop()
-		return fmt.Errorf("%w: stopping the controller: %w", errFatal, err)
+		return err
 	}
-	stopTook := time.Since(stopping)
-	time.Sleep(restartPause)
-	startedAt := time.Now()
-	if err := ctrl.Start(ctx); err != nil {
-		sampler.stop()
-		return fmt.Errorf("%w: starting the controller again: %w", errFatal, err)
-	}
-	readyAfter := time.Since(startedAt)
-	finalErr := b.sys.watch.waitFor(ctx, b.pending, isFinal, b.timing.bankMax+2*time.Minute)
-	allFinal := time.Since(startedAt)
+	again, err := b.stopAndStart(ctx, ctrl, window)
 	samples := sampler.stop()
+	if err != nil {
+		return err
+	}
 	after, err := b.sys.bankStats(ctx, true)
 	if err != nil {
 		return err
 	}
-	b.reportRestart(restartFigures{
-		stillPending: stillPending, stopTook: stopTook, readyAfter: readyAfter, allFinal: allFinal,
-		startedAt: startedAt, samples: samples, before: before, after: after, finalErr: finalErr,
-	})
+	b.reportFirstStart(first, samples, load, window)
+	b.reportRestart(again, samples, before, after)
 	return nil
 }
 
-// restartFigures is what scenario 5 observed.
-type restartFigures struct {
+// restoreAfterRestart puts the bank's real assessment back and the controller running, also
+// when the scenario failed, so that the later steps find the system as they expect it.
+func (b *bench) restoreAfterRestart(ctx context.Context) error {
+	if ctx.Err() != nil {
+		return nil // the run is over: the stack stops with everything in it
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var errs []error
+	if err := b.sys.setBankAssessment(ctx, b.timing.realWindow()); err != nil {
+		errs = append(errs, fmt.Errorf("%w: putting the bank's assessment back: %w", errFatal, err))
+	}
+	if ctrl := b.sys.stack.Controllers[0]; !ctrl.Running() {
+		if err := ctrl.Start(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%w: starting the controller after scenario 5: %w", errFatal, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// firstStart is what the controller's first start, with every application unsubmitted, took.
+type firstStart struct {
+	startedAt, allSubmitted time.Time
+	bound                   time.Duration
+}
+
+// submitAll starts the controller and waits, at most bound from the start, until it has
+// submitted every application.
+func (b *bench) submitAll(ctx context.Context, ctrl *devenv.Process, bound time.Duration) (firstStart, error) {
+	f := firstStart{startedAt: time.Now(), bound: bound}
+	if err := ctrl.Start(ctx); err != nil {
+		return f, fmt.Errorf("%w: starting the controller with every application unsubmitted: %w", errFatal, err)
+	}
+	left := bound - time.Since(f.startedAt)
+	if err := b.sys.watch.waitFor(ctx, b.pending, isPending, left); err != nil {
+		return f, fmt.Errorf("waiting for every application to be submitted (the bank's assessment outlasts %s only): %w", bound, err)
+	}
+	f.allSubmitted = time.Now()
+	return f, nil
+}
+
+// restartRun is what the stop and the start observed.
+type restartRun struct {
 	stillPending                   int
+	stopped                        time.Time // when the controller had exited
 	stopTook, readyAfter, allFinal time.Duration
 	startedAt                      time.Time
-	samples                        []sample
-	before, after                  banksim.Stats
 	finalErr                       error
 }
 
-func (b *bench) reportRestart(f restartFigures) {
-	r, sc, n := b.rep, scenarioRestart, len(b.pending)
-	r.add(sc, "applications pending at the stop", float64(f.stillPending), "",
-		fmt.Sprintf("of %d submitted; the rest were already decided", n))
-	r.add(sc, "stop (SIGTERM) -> exited", seconds(f.stopTook), "s", "")
-	r.add(sc, "start -> ready (/readyz)", seconds(f.readyAfter), "s", "")
-	afterStart := samplesSince(f.samples, f.startedAt)
-	base := 0.0
-	if len(afterStart) > 0 {
-		base = afterStart[0].value
+// stopAndStart stops the controller, pauses, starts it again and waits until every application
+// is final, at most the bank's longest assessment and two minutes from the start.
+func (b *bench) stopAndStart(ctx context.Context, ctrl *devenv.Process, window banksim.Assessment) (restartRun, error) {
+	var run restartRun
+	stopping := time.Now()
+	if err := ctrl.Stop(); err != nil {
+		return run, fmt.Errorf("%w: stopping the controller: %w", errFatal, err)
 	}
-	if first, ok := firstAbove(afterStart, base); ok {
-		r.add(sc, "start -> first bank call", seconds(first.at.Sub(f.startedAt)), "s",
+	run.stopped = time.Now()
+	run.stopTook = run.stopped.Sub(stopping)
+	run.stillPending = len(b.pending) - b.sys.watch.count(b.pending, isFinal)
+	time.Sleep(restartPause)
+	run.startedAt = time.Now()
+	if err := ctrl.Start(ctx); err != nil {
+		return run, fmt.Errorf("%w: starting the controller again: %w", errFatal, err)
+	}
+	run.readyAfter = time.Since(run.startedAt)
+	run.finalErr = b.sys.watch.waitFor(ctx, b.pending, isFinal, time.Duration(window.MaxDelay)+2*time.Minute)
+	run.allFinal = time.Since(run.startedAt)
+	return run, nil
+}
+
+// reportFirstStart reports the controller's first start, with every application created and
+// none submitted: how fast it submitted them and whether its bank calls stayed within its limit.
+func (b *bench) reportFirstStart(f firstStart, samples bankSamples, load loadResult, window banksim.Assessment) {
+	r, sc, n := b.rep, scenarioRestart, len(b.pending)
+	r.add(sc, "creation rate through the gateway, controller stopped", load.Rate(), "/s",
+		fmt.Sprintf("%d applications, concurrency %d", n, b.scale.concurrency))
+	r.add(sc, "bank's assessment during the scenario, shortest", seconds(time.Duration(window.MinDelay)), "s",
+		fmt.Sprintf("to %s (PUT /admin/assessment): %d x the creation time (at least %s, at most %s), plus %s for the stop, "+
+			"so that none is decided before the stop; the real 5-20 s is put back after", time.Duration(window.MaxDelay),
+			submitSlowdown, minSubmitBound, maxSubmitBound, stopMargin))
+	took := f.allSubmitted.Sub(f.startedAt)
+	r.add(sc, "first start with every application unsubmitted: start -> every one submitted", seconds(took), "s",
+		fmt.Sprintf("status Pending seen by a watch; bound %s", f.bound))
+	r.add(sc, "first start: submissions/s, mean", float64(n)/took.Seconds(), "/s", "")
+	during := samples.between(f.startedAt, f.allSubmitted)
+	r.add(sc, "first start: peak submissions/s (1 s window)", peakPerSecond(during.created), "/s",
+		"accepted by the bank, sampled every "+sampleEvery.String())
+	r.atMost(sc, "first start: peak bank calls/s (1 s window)", peakPerSecond(during.calls), "/s",
+		float64(b.timing.bankQPS+b.timing.bankBurst), "submissions and polls of those already submitted; target: --bank-qps + --bank-burst")
+}
+
+// reportRestart reports the stop and the start with every application pending at the bank.
+func (b *bench) reportRestart(run restartRun, samples bankSamples, before, after banksim.Stats) {
+	r, sc, n := b.rep, scenarioRestart, len(b.pending)
+	undecided := b.undecidedAt(run.stopped, after)
+	r.add(sc, "applications pending at the stop", float64(undecided), "",
+		fmt.Sprintf("of %d submitted: not yet decided by the bank when the controller had exited (%d not final in the API)",
+			n, run.stillPending))
+	r.check(sc, "every application pending at the bank at the stop", undecided == n, strconv.Itoa(undecided)+" of "+strconv.Itoa(n))
+	r.add(sc, "stop (SIGTERM) -> exited", seconds(run.stopTook), "s", "")
+	r.add(sc, "start -> ready (/readyz)", seconds(run.readyAfter), "s", "")
+	b.reportResume(run, samples.since(run.startedAt).calls, n)
+	r.add(sc, "start -> every application final", seconds(run.allFinal), "s",
+		"mostly the bank's lengthened assessment: see the next figure for the controller's share")
+	r.add(sc, "last bank decision -> every application final", seconds(b.lastFinal(b.pending).Sub(b.lastDecision(after))), "s",
+		"the bank's record of its last decision to the watch seeing the last final status")
+	final := b.sys.watch.count(b.pending, isFinal)
+	note := ""
+	if run.finalErr != nil {
+		note = run.finalErr.Error()
+	}
+	r.check(sc, "nothing lost: every application final", final == n, strconv.Itoa(final)+" of "+strconv.Itoa(n)+" final; "+note)
+	created := after.ApplicationsCreated - before.ApplicationsCreated
+	r.check(sc, "nothing submitted twice: one accepted submission each", created == int64(n) && b.onceEach(b.pending, after),
+		fmt.Sprintf("the bank accepted %d submissions for %d applications", created, n))
+	r.add(sc, "duplicate submissions refused by the bank", float64(after.DuplicatesRefused-before.DuplicatesRefused), "",
+		"a submission repeated after a crash is refused, and the controller carries on")
+}
+
+// reportResume reports how soon after the start the controller called the bank again, and how
+// hard: calls are the bank's call count sampled from the start.
+func (b *bench) reportResume(run restartRun, calls []sample, n int) {
+	r, sc := b.rep, scenarioRestart
+	base := 0.0
+	if len(calls) > 0 {
+		base = calls[0].value
+	}
+	if first, ok := firstAbove(calls, base); ok {
+		r.add(sc, "start -> first bank call", seconds(first.at.Sub(run.startedAt)), "s",
 			"sampled every "+sampleEvery.String())
 	} else {
 		r.fail(sc, fmt.Errorf("no bank call was seen after the restart"))
 	}
-	r.atMost(sc, "peak bank calls/s after the restart (1 s window)", peakRate(afterStart, time.Second), "/s",
+	r.atMost(sc, "peak bank calls/s after the restart (1 s window)", peakPerSecond(calls), "/s",
 		float64(b.timing.bankQPS+b.timing.bankBurst), "target: --bank-qps "+strconv.Itoa(b.timing.bankQPS)+
 			" + --bank-burst "+strconv.Itoa(b.timing.bankBurst)+", not "+strconv.Itoa(n)+" at once")
-	r.add(sc, "start -> every application final", seconds(f.allFinal), "s", "")
-	final := b.sys.watch.count(b.pending, isFinal)
-	note := ""
-	if f.finalErr != nil {
-		note = f.finalErr.Error()
-	}
-	r.check(sc, "nothing lost: every application final", final == n, strconv.Itoa(final)+" of "+strconv.Itoa(n)+" final; "+note)
-	created := f.after.ApplicationsCreated - f.before.ApplicationsCreated
-	r.check(sc, "nothing submitted twice: one accepted submission each", created == int64(n) && b.onceEach(b.pending, f.after),
-		fmt.Sprintf("the bank accepted %d submissions for %d applications", created, n))
-	r.add(sc, "duplicate submissions refused by the bank", float64(f.after.DuplicatesRefused-f.before.DuplicatesRefused), "",
-		"a submission repeated after a crash is refused, and the controller carries on")
 }
 
-func samplesSince(samples []sample, t time.Time) []sample {
-	for i, s := range samples {
-		if !s.at.Before(t) {
-			return samples[i:]
+// undecidedAt counts the pending applications the bank had not decided at t, by its own record.
+func (b *bench) undecidedAt(t time.Time, stats banksim.Stats) int {
+	n := 0
+	for _, k := range b.pending {
+		if d, ok := stats.Decisions[string(b.sys.watch.get(k).uid)]; !ok || !d.DecidedAt.Before(t) {
+			n++
 		}
 	}
-	return nil
+	return n
 }
 
-// bankSampler samples the number of bank calls in the background.
+// lastDecision is the bank's last decision among the pending applications, by its own record.
+func (b *bench) lastDecision(stats banksim.Stats) time.Time {
+	var last time.Time
+	for _, k := range b.pending {
+		if d, ok := stats.Decisions[string(b.sys.watch.get(k).uid)]; ok && d.DecidedAt.After(last) {
+			last = d.DecidedAt
+		}
+	}
+	return last
+}
+
+// peakPerSecond is the peak rate over the 1 s window that every peak of the scenario names.
+func peakPerSecond(samples []sample) float64 { return peakRate(samples, time.Second) }
+
+// bankSamples are the bank's call and accepted-submission counts, sampled together.
+type bankSamples struct {
+	calls, created []sample
+}
+
+// between keeps the samples taken from `from` to `to`, both included.
+func (s bankSamples) between(from, to time.Time) bankSamples {
+	keep := func(all []sample) []sample {
+		var out []sample
+		for _, x := range all {
+			if !x.at.Before(from) && !x.at.After(to) {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
+	return bankSamples{calls: keep(s.calls), created: keep(s.created)}
+}
+
+// since keeps the samples taken from t on.
+func (s bankSamples) since(t time.Time) bankSamples {
+	return s.between(t, time.Now())
+}
+
+// bankSampler samples the bank's counts in the background.
 type bankSampler struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	samples []sample
+	samples bankSamples
 }
 
-// startBankSampler samples the bank's calls every sampleEvery until stop, for at most ten
-// minutes.
-func (b *bench) startBankSampler(ctx context.Context) *bankSampler {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+// startBankSampler samples the bank's counts every sampleEvery until stop, for at most bound.
+func (b *bench) startBankSampler(ctx context.Context, bound time.Duration) *bankSampler {
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	s := &bankSampler{cancel: cancel}
 	s.wg.Go(func() {
 		ticker := time.NewTicker(sampleEvery)
 		defer ticker.Stop()
 		for {
 			if st, err := b.sys.bankStats(ctx, false); err == nil {
-				s.samples = append(s.samples, sample{at: time.Now(), value: bankCalls(st)})
+				now := time.Now()
+				s.samples.calls = append(s.samples.calls, sample{at: now, value: bankCalls(st)})
+				s.samples.created = append(s.samples.created, sample{at: now, value: float64(st.ApplicationsCreated)})
 			}
 			select {
 			case <-ctx.Done():
@@ -146,7 +327,7 @@ func (b *bench) startBankSampler(ctx context.Context) *bankSampler {
 }
 
 // stop ends the sampling and answers the samples.
-func (s *bankSampler) stop() []sample {
+func (s *bankSampler) stop() bankSamples {
 	s.cancel()
 	s.wg.Wait()
 	return s.samples

@@ -203,6 +203,30 @@ func (s *system) bankStats(ctx context.Context, perApplication bool) (banksim.St
 	return st, json.Unmarshal(data, &st)
 }
 
+// setBankAssessment replaces the simulator's assessment window (PUT /admin/assessment) for the
+// applications submitted from now on.
+func (s *system) setBankAssessment(ctx context.Context, window banksim.Assessment) error {
+	body, err := json.Marshal(window)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.stack.BankURL+"/admin/assessment", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.web.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("PUT /admin/assessment %s: %s %s", body, resp.Status, answer)
+	}
+	return nil
+}
+
 // bankCalls is every call that reached the bank's logic: submissions (accepted or refused as
 // duplicates) and polls.
 func bankCalls(st banksim.Stats) float64 {

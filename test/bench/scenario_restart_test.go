@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lendo/loan-operator/internal/banksim"
+	"github.com/lendo/loan-operator/internal/devenv"
+)
+
+func TestSubmitBoundScalesWithTheCreationTime(t *testing.T) {
+	cases := []struct {
+		name       string
+		n          int
+		createRate float64
+		want       time.Duration
+	}{
+		{"a fast machine at 1,000 gets the floor", 1_000, 300, minSubmitBound},
+		{"10,000 at 350/s get six times their 28.6 s", 10_000, 350, 171428571428 * time.Nanosecond},
+		{"a crawling machine gets the cap", 10_000, 20, maxSubmitBound},
+		{"no measured rate gets the cap", 10_000, 0, maxSubmitBound},
+	}
+	for _, c := range cases {
+		if got := submitBound(c.n, c.createRate); got != c.want {
+			t.Errorf("%s: submitBound(%d, %v) = %v, want %v", c.name, c.n, c.createRate, got, c.want)
+		}
+	}
+}
+
+func TestRestartWindowOutlastsTheSubmissionsAndTheStop(t *testing.T) {
+	tm := defaultTiming()
+	w := tm.restartWindow(2 * time.Minute)
+	if got, want := time.Duration(w.MinDelay), 2*time.Minute+stopMargin; got != want {
+		t.Errorf("shortest assessment %v, want the bound and the stop margin, %v", got, want)
+	}
+	if got, want := time.Duration(w.MaxDelay-w.MinDelay), tm.bankMax-tm.bankMin; got != want {
+		t.Errorf("window %v wide, want the real bank's %v", got, want)
+	}
+	if err := w.Validate(); err != nil {
+		t.Errorf("the simulator would refuse the window: %v", err)
+	}
+}
+
+// systemWithBank is a system whose only part is a simulator served over loopback HTTP.
+func systemWithBank(t *testing.T) (*system, *banksim.Simulator) {
+	t.Helper()
+	sim := banksim.New(banksim.Config{})
+	server := httptest.NewServer(sim.Handler())
+	t.Cleanup(server.Close)
+	return &system{stack: &devenv.Stack{BankURL: server.URL}, web: server.Client()}, sim
+}
+
+func TestSetBankAssessmentPutsTheWindowInForce(t *testing.T) {
+	sys, sim := systemWithBank(t)
+	tm := defaultTiming()
+	lengthened := tm.restartWindow(time.Minute)
+	if err := sys.setBankAssessment(context.Background(), lengthened); err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.Assessment(); got != lengthened {
+		t.Errorf("the bank's window %+v, want %+v", got, lengthened)
+	}
+	if err := sys.setBankAssessment(context.Background(), tm.realWindow()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.Assessment(); time.Duration(got.MinDelay) != tm.bankMin || time.Duration(got.MaxDelay) != tm.bankMax {
+		t.Errorf("the bank's window after putting it back %+v, want %v-%v", got, tm.bankMin, tm.bankMax)
+	}
+}
+
+func TestSetBankAssessmentReportsARefusal(t *testing.T) {
+	sys, sim := systemWithBank(t)
+	before := sim.Assessment()
+	upsideDown := banksim.Assessment{MinDelay: banksim.Duration(time.Minute), MaxDelay: banksim.Duration(time.Second)}
+	err := sys.setBankAssessment(context.Background(), upsideDown)
+	if err == nil || !strings.Contains(err.Error(), http.StatusText(http.StatusBadRequest)) ||
+		!strings.Contains(err.Error(), "max_delay 1s is below min_delay 1m0s") {
+		t.Errorf("error %v, want the bank's 400 and its reason", err)
+	}
+	if got := sim.Assessment(); got != before {
+		t.Errorf("the bank's window changed to %+v on a refusal", got)
+	}
+}
