@@ -68,14 +68,7 @@ func newStore(cfg *rest.Config, namespace string) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The informer is created here, not started: it starts with the cache, and the handler
-	// then receives its initial list before any watch event.
-	informer, err := c.GetInformer(context.Background(), &loansv1alpha1.LoanApplication{})
-	if err != nil {
-		return nil, err
-	}
-	names := newNameIndex()
-	indexed, err := informer.AddEventHandler(names)
+	names, indexed, err := indexNames(c)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +77,20 @@ func newStore(cfg *rest.Config, namespace string) (*store, error) {
 		return nil, err
 	}
 	return &store{namespace: namespace, cache: c, direct: direct, names: names, indexed: indexed}, nil
+}
+
+// indexNames registers a name index on the cache's LoanApplication informer, and answers it
+// with the registration that tells when it has received the initial list. The informer is
+// created here, not started: it starts with the cache, and the index then receives the initial
+// list before any watch event.
+func indexNames(c cache.Cache) (*nameIndex, toolscache.ResourceEventHandlerRegistration, error) {
+	informer, err := c.GetInformer(context.Background(), &loansv1alpha1.LoanApplication{})
+	if err != nil {
+		return nil, nil, err
+	}
+	names := newNameIndex()
+	indexed, err := informer.AddEventHandler(names)
+	return names, indexed, err
 }
 
 // syncPollInterval is how often start checks whether the name index has seen the initial list;
