@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"slices"
-	"sort"
 	"sync"
+
+	"github.com/google/btree"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -11,116 +11,51 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
-// maxChunk is the most names one chunk of a sortedNames holds. An insert or delete moves at most
-// this many names within its chunk, and only when a chunk splits or merges the chunk headers
-// after it (a few hundred at 100,000 names), where one sorted slice would move up to every name.
-const maxChunk = 512
+// btreeDegree is the B-tree's degree: nodes of up to 2·degree-1 names. 32 keeps a tree of
+// 100,000 names four levels deep, with nodes that fit a few cache lines of string headers.
+const btreeDegree = 32
 
-// sortedNames is a set of names in ascending order, as a list of sorted chunks: every name of
-// chunks[i] sorts before every name of chunks[i+1], and no chunk is empty. Finding a name is two
-// binary searches (O(log n)); reading k names in order from there is O(k).
-//
-// github.com/google/btree would do the same job, but it is not a requirement of this module, and
-// adding one for a hundred lines was not worth a new dependency.
+// sortedNames is a set of names in ascending order, a B-tree: an insert or a delete costs
+// O(log n) however the names arrive (creates come in random name order), and reading k names in
+// order from any name costs O(log n + k). Concurrent reads are safe; writes need the caller's
+// lock.
 type sortedNames struct {
-	chunks [][]string
-	size   int
+	tree *btree.BTreeG[string]
+}
+
+func newSortedNames() *sortedNames {
+	return &sortedNames{tree: btree.NewOrderedG[string](btreeDegree)}
 }
 
 // len answers how many names the set holds.
-func (s *sortedNames) len() int { return s.size }
-
-// firstChunkNotBelow answers the index of the first chunk whose last name is >= name, or
-// len(chunks) when every name in the set sorts before name.
-func (s *sortedNames) firstChunkNotBelow(name string) int {
-	return sort.Search(len(s.chunks), func(i int) bool {
-		chunk := s.chunks[i]
-		return chunk[len(chunk)-1] >= name
-	})
-}
+func (s *sortedNames) len() int { return s.tree.Len() }
 
 // insert adds name and reports whether it was absent.
 func (s *sortedNames) insert(name string) bool {
-	if len(s.chunks) == 0 {
-		s.chunks = [][]string{{name}}
-		s.size = 1
-		return true
-	}
-	i := s.firstChunkNotBelow(name)
-	if i == len(s.chunks) {
-		i-- // beyond every name: it goes at the end of the last chunk
-	}
-	j, found := slices.BinarySearch(s.chunks[i], name)
-	if found {
-		return false
-	}
-	s.chunks[i] = slices.Insert(s.chunks[i], j, name)
-	s.size++
-	if len(s.chunks[i]) > maxChunk {
-		s.split(i)
-	}
-	return true
-}
-
-// split cuts chunk i in two halves. The upper half gets its own array, so that appending to the
-// lower one can never overwrite it.
-func (s *sortedNames) split(i int) {
-	chunk := s.chunks[i]
-	half := len(chunk) / 2
-	upper := slices.Clone(chunk[half:])
-	s.chunks[i] = chunk[:half]
-	s.chunks = slices.Insert(s.chunks, i+1, upper)
+	_, present := s.tree.ReplaceOrInsert(name)
+	return !present
 }
 
 // remove deletes name and reports whether it was present.
 func (s *sortedNames) remove(name string) bool {
-	i := s.firstChunkNotBelow(name)
-	if i == len(s.chunks) {
-		return false
-	}
-	j, found := slices.BinarySearch(s.chunks[i], name)
-	if !found {
-		return false
-	}
-	s.chunks[i] = slices.Delete(s.chunks[i], j, j+1)
-	s.size--
-	s.compact(i)
-	return true
-}
-
-// compact drops chunk i when it is empty, and merges it into its successor when both fit in one
-// chunk while it is under a quarter full, so that deletions cannot leave a long list of tiny
-// chunks (which would make every insert move many chunk headers).
-func (s *sortedNames) compact(i int) {
-	chunk := s.chunks[i]
-	switch {
-	case len(chunk) == 0:
-		s.chunks = slices.Delete(s.chunks, i, i+1)
-	case len(chunk) < maxChunk/4 && i+1 < len(s.chunks) && len(chunk)+len(s.chunks[i+1]) <= maxChunk:
-		s.chunks[i] = append(chunk, s.chunks[i+1]...)
-		s.chunks = slices.Delete(s.chunks, i+1, i+2)
-	}
+	_, present := s.tree.Delete(name)
+	return present
 }
 
 // appendAfter appends to dst, in order, at most n names that sort after `after` ("": from the
-// first), and answers the extended slice. It costs O(log len + n).
+// first), and answers the extended slice.
 func (s *sortedNames) appendAfter(dst []string, after string, n int) []string {
-	// The first chunk holding a name > after is the first whose last name is > after.
-	i := sort.Search(len(s.chunks), func(i int) bool {
-		chunk := s.chunks[i]
-		return chunk[len(chunk)-1] > after
-	})
-	for ; i < len(s.chunks) && n > 0; i++ {
-		chunk := s.chunks[i]
-		j, found := slices.BinarySearch(chunk, after)
-		if found {
-			j++
-		}
-		take := min(n, len(chunk)-j)
-		dst = append(dst, chunk[j:j+take]...)
-		n -= take
-		after = "" // every later chunk is read from its first name
+	if n <= 0 {
+		return dst
 	}
+	s.tree.AscendGreaterOrEqual(after, func(name string) bool {
+		if name == after {
+			return true // resume strictly after it
+		}
+		dst = append(dst, name)
+		n--
+		return n > 0
+	})
 	return dst
 }
 
@@ -135,7 +70,7 @@ func (s *sortedNames) appendAfter(dst []string, after string, n int) []string {
 // they fetch (see collectPage).
 type nameIndex struct {
 	mu  sync.RWMutex
-	all sortedNames
+	all *sortedNames
 	// byStatus holds one set per non-empty value of the status label.
 	byStatus map[string]*sortedNames
 	// statusOf is the label value each indexed name was filed under ("" when it has none), so
@@ -145,7 +80,7 @@ type nameIndex struct {
 }
 
 func newNameIndex() *nameIndex {
-	return &nameIndex{byStatus: map[string]*sortedNames{}, statusOf: map[string]string{}}
+	return &nameIndex{all: newSortedNames(), byStatus: map[string]*sortedNames{}, statusOf: map[string]string{}}
 }
 
 var _ toolscache.ResourceEventHandler = (*nameIndex)(nil)
@@ -206,7 +141,7 @@ func (x *nameIndex) put(name, status string) {
 	if status != "" {
 		set := x.byStatus[status]
 		if set == nil {
-			set = &sortedNames{}
+			set = newSortedNames()
 			x.byStatus[status] = set
 		}
 		set.insert(name)
@@ -238,7 +173,7 @@ func (x *nameIndex) removeFromStatus(name, status string) {
 func (x *nameIndex) namesAfter(status, after string, n int) []string {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	set := &x.all
+	set := x.all
 	if status != "" {
 		if set = x.byStatus[status]; set == nil {
 			return nil

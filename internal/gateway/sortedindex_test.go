@@ -16,33 +16,22 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
-// checkShape fails unless s keeps its invariants: no empty or oversized chunk, every chunk
-// sorted and below the next, size the sum of the chunks; it answers the names in order.
-func checkShape(t *testing.T, s *sortedNames) []string {
+// orderedNames answers every name of s, in order, checking that they ascend strictly.
+func orderedNames(t *testing.T, s *sortedNames) []string {
 	t.Helper()
-	var flat []string
-	for i, chunk := range s.chunks {
-		if len(chunk) == 0 || len(chunk) > maxChunk {
-			t.Fatalf("chunk %d holds %d names, want 1 to %d", i, len(chunk), maxChunk)
-		}
-		flat = append(flat, chunk...)
-	}
-	if !slices.IsSorted(flat) || len(slices.Compact(slices.Clone(flat))) != len(flat) {
-		t.Fatal("the names are not strictly ascending across chunks")
-	}
-	if s.len() != len(flat) {
-		t.Fatalf("len() = %d, the chunks hold %d", s.len(), len(flat))
+	flat := s.appendAfter(nil, "", s.len()+1)
+	if !slices.IsSorted(flat) || len(slices.Compact(slices.Clone(flat))) != len(flat) || len(flat) != s.len() {
+		t.Fatalf("%d names, len() %d, not strictly ascending", len(flat), s.len())
 	}
 	return flat
 }
 
 // TestSortedNamesMatchesASortedSet drives a sortedNames and a plain set with the same random
-// inserts and removes, enough to split and merge chunks many times, and compares them after
-// every step, including reads from random places.
+// inserts and removes, and compares them every 500 steps, including reads from random places.
 func TestSortedNamesMatchesASortedSet(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const pool, steps = 5000, 30000
-	var s sortedNames
+	s := newSortedNames()
 	want := map[string]bool{}
 	for step := range steps {
 		name := fmt.Sprintf("app-%05d", rng.IntN(pool))
@@ -65,18 +54,15 @@ func TestSortedNamesMatchesASortedSet(t *testing.T) {
 		if step%500 != 0 {
 			continue
 		}
-		flat := checkShape(t, &s)
+		flat := orderedNames(t, s)
 		if !slices.Equal(flat, sortedKeys(want)) {
 			t.Fatalf("step %d: the set differs from the reference", step)
 		}
 		after := fmt.Sprintf("app-%05d", rng.IntN(pool))
-		n := 1 + rng.IntN(2*maxChunk)
+		n := 1 + rng.IntN(1000)
 		if got, exp := s.appendAfter(nil, after, n), namesAfterIn(flat, after, n); !slices.Equal(got, exp) {
 			t.Fatalf("appendAfter(%s, %d): got %d names, want %d", after, n, len(got), len(exp))
 		}
-	}
-	if len(s.chunks) > 1+s.len()/(maxChunk/4) {
-		t.Errorf("%d chunks for %d names: deletions left too many small chunks", len(s.chunks), s.len())
 	}
 }
 
@@ -98,46 +84,25 @@ func namesAfterIn(sorted []string, after string, n int) []string {
 	return sorted[i:min(len(sorted), i+n)]
 }
 
-func TestSortedNamesReadsAcrossChunks(t *testing.T) {
-	var s sortedNames
-	for i := range 3 * maxChunk {
+func TestSortedNamesReadsFromAnyPlace(t *testing.T) {
+	s := newSortedNames()
+	for i := range 3000 {
 		s.insert(fmt.Sprintf("n-%05d", i))
 	}
-	if len(s.chunks) < 3 {
-		t.Fatalf("%d chunks, want at least 3 for this test to cross a boundary", len(s.chunks))
+	if got, want := s.appendAfter(nil, "n-00999", 2), []string{"n-01000", "n-01001"}; !slices.Equal(got, want) {
+		t.Errorf("after a present name: %v, want %v", got, want)
 	}
-	last := s.chunks[0][len(s.chunks[0])-1]
-	got := s.appendAfter(nil, last, 2)
-	if want := []string{s.chunks[1][0], s.chunks[1][1]}; !slices.Equal(got, want) {
-		t.Errorf("after the first chunk's last name: %v, want %v", got, want)
+	if got, want := s.appendAfter(nil, "n-00999x", 1), []string{"n-01000"}; !slices.Equal(got, want) {
+		t.Errorf("after an absent name: %v, want %v", got, want)
 	}
 	if got := s.appendAfter(nil, "n-99999", 5); len(got) != 0 {
 		t.Errorf("after every name: %v, want none", got)
 	}
-	if got := s.appendAfter(nil, "", 3*maxChunk+10); len(got) != 3*maxChunk {
-		t.Errorf("from the start: %d names, want %d", len(got), 3*maxChunk)
+	if got := s.appendAfter(nil, "", 3010); len(got) != 3000 {
+		t.Errorf("from the start: %d names, want 3000", len(got))
 	}
-}
-
-// TestSortedNamesMergesChunksThatDeletionsEmptied deletes most names of a large set and expects
-// the chunks merged back, so that the chunk list stays short as the set shrinks.
-func TestSortedNamesMergesChunksThatDeletionsEmptied(t *testing.T) {
-	var s sortedNames
-	const total = 20 * maxChunk
-	for i := range total {
-		s.insert(fmt.Sprintf("n-%05d", i))
-	}
-	for i := range total {
-		if i%20 != 0 {
-			s.remove(fmt.Sprintf("n-%05d", i))
-		}
-	}
-	checkShape(t, &s)
-	// After merging, a chunk holds at least maxChunk/4 names, or is the last, or is followed by
-	// one of over 3/4 maxChunk (they could not merge): at most n/(maxChunk/4) + n/(3/4 maxChunk)
-	// + 1 = n/96 + 1 chunks. Without merging, the 40 chunks the inserts made would remain.
-	if want := 1 + s.len()/96; len(s.chunks) > want {
-		t.Errorf("%d chunks for %d names, want at most %d", len(s.chunks), s.len(), want)
+	if got := s.appendAfter(nil, "", 0); len(got) != 0 {
+		t.Errorf("zero names asked: %v", got)
 	}
 }
 
