@@ -12,7 +12,7 @@ import (
 	"github.com/lendo/loan-operator/internal/devenv"
 )
 
-func TestSubmitBoundScalesWithTheCreationTime(t *testing.T) {
+func TestSubmitBoundScalesWithTheCreationTimeAndN(t *testing.T) {
 	cases := []struct {
 		name       string
 		n          int
@@ -20,7 +20,8 @@ func TestSubmitBoundScalesWithTheCreationTime(t *testing.T) {
 		want       time.Duration
 	}{
 		{"a fast machine at 1,000 gets the floor", 1_000, 300, minSubmitBound},
-		{"10,000 at 350/s get six times their 28.6 s", 10_000, 350, 171428571428 * time.Nanosecond},
+		{"3,000 at 50/s get six times their 60 s", 3_000, 50, 6 * time.Minute},
+		{"10,000 at 500/s get 400 s at the slowest submission rate seen, not six times 20 s", 10_000, 500, 400 * time.Second},
 		{"a crawling machine gets the cap", 10_000, 20, maxSubmitBound},
 		{"no measured rate gets the cap", 10_000, 0, maxSubmitBound},
 	}
