@@ -18,6 +18,21 @@ type counts struct {
 	reconciles       float64
 	appWrites        float64 // writes to LoanApplications, as the API server counted them
 	controllerWrites float64 // every write the controller's client made (Events included)
+	// queueWait and patchLatency are histogram sums and counts: how long applications waited in
+	// the controller's workqueue for a worker, and how long its PATCHes took.
+	queueWait, patchLatency meanOf
+}
+
+// meanOf is a histogram's sum and count; the mean over an interval is the ratio of their deltas.
+type meanOf struct{ sum, count float64 }
+
+// addMean reports, in milliseconds, the mean of a histogram's observations between two scrapes;
+// nothing when there were none (the program does not export it), rather than a false zero.
+func (b *bench) addMean(scenario, name string, before, after meanOf, note string) {
+	if after.count <= before.count {
+		return
+	}
+	b.rep.add(scenario, name, 1000*(after.sum-before.sum)/(after.count-before.count), "ms", note)
 }
 
 // writeVerbs are the API server's verbs of a write to an existing object (the controller never
@@ -41,6 +56,8 @@ func (b *bench) takeCounts(ctx context.Context) (counts, error) {
 	c.bankCalls = bankCalls(st)
 	c.reconciles = ctrlMetrics.sum("controller_runtime_reconcile_total", nil)
 	c.controllerWrites = ctrlMetrics.sum("rest_client_requests_total", labelIn("method", "POST", "PUT", "PATCH", "DELETE"))
+	c.queueWait.sum, c.queueWait.count = ctrlMetrics.histogram("workqueue_queue_duration_seconds", nil)
+	c.patchLatency.sum, c.patchLatency.count = ctrlMetrics.histogram("rest_client_request_duration_seconds", labelIn("verb", "PATCH"))
 	isAppWrite := labelIn("verb", writeVerbs...)
 	c.appWrites = apiMetrics.sum("apiserver_request_total", func(l map[string]string) bool {
 		return l["resource"] == "loanapplications" && isAppWrite(l)
@@ -99,6 +116,10 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 	r.add(sc, "controller's API writes per application, Events included", (after.controllerWrites-before.controllerWrites)/n, "",
 		"POST/PUT/PATCH/DELETE from the controller's client-go metrics")
 	r.add(sc, "reconciles per application", (after.reconciles-before.reconciles)/n, "", "controller_runtime_reconcile_total")
+	b.addMean(sc, "controller: wait in the workqueue for a worker, mean", before.queueWait, after.queueWait,
+		"workqueue_queue_duration_seconds: from due (added, or its requeue time come) to a worker taking it")
+	b.addMean(sc, "controller: PATCH latency to the API server, mean", before.patchLatency, after.patchLatency,
+		"rest_client_request_duration_seconds{verb=PATCH}: what a worker waits for each status or label write")
 	toStatus, toPoll, pollToStatus, missing := b.decisionDelays(b.decided, stats)
 	note := "bank decision -> status seen by a watch of the API, over " + strconv.Itoa(len(toStatus)) + " applications"
 	if missing > 0 {

@@ -63,6 +63,22 @@ func (m metricFamilies) sum(name string, keep func(labels map[string]string) boo
 	return total
 }
 
+// histogram adds the sums and the counts of every series of a histogram whose labels pass keep
+// (nil keeps all): the delta of two scrapes divided is the mean over the interval.
+func (m metricFamilies) histogram(name string, keep func(labels map[string]string) bool) (sum, count float64) {
+	family, ok := m[name]
+	if !ok {
+		return 0, 0
+	}
+	for _, metric := range family.GetMetric() {
+		if h := metric.GetHistogram(); h != nil && (keep == nil || keep(labelsOf(metric))) {
+			sum += h.GetSampleSum()
+			count += float64(h.GetSampleCount())
+		}
+	}
+	return sum, count
+}
+
 func labelsOf(metric *dto.Metric) map[string]string {
 	out := make(map[string]string, len(metric.GetLabel()))
 	for _, pair := range metric.GetLabel() {
