@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+	"github.com/lendo/loan-operator/internal/controller"
 )
 
 // timing is the bank's and the controller's timing in this run; the targets derive from it.
@@ -37,6 +38,7 @@ func (t timing) controllerArgs() []string {
 		"--poll-interval=" + t.pollInterval.String(),
 		"--bank-qps=" + strconv.Itoa(t.bankQPS),
 		"--bank-burst=" + strconv.Itoa(t.bankBurst),
+		"--max-concurrent-reconciles=" + strconv.Itoa(controller.DefaultMaxConcurrentReconciles),
 	}
 }
 
