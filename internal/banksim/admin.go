@@ -10,7 +10,7 @@ import (
 func (s *Simulator) serveStats(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("summary") == "true" {
 		life := s.life.Load()
-		writeJSON(w, http.StatusOK, life.counts.snapshot())
+		writeJSON(w, http.StatusOK, life.counts.snapshot(s.cfg.Now()))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.Stats())

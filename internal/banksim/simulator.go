@@ -89,8 +89,9 @@ func (s *Simulator) Reset() {
 // every decision whose moment has passed.
 func (s *Simulator) Stats() Stats {
 	life := s.life.Load()
-	st := life.counts.snapshot()
-	addApplications(&st, life.apps, s.cfg.Now())
+	now := s.cfg.Now()
+	st := life.counts.snapshot(now)
+	addApplications(&st, life.apps, now)
 	return st
 }
 

@@ -156,6 +156,22 @@ func TestSeedReproducesDecisionsWhateverTheOrder(t *testing.T) {
 	}
 }
 
+func TestStatsAreStampedWithTheSimulatorsClock(t *testing.T) {
+	clock := newFakeClock()
+	sim, bank := newSim(t, banksim.Config{Now: clock.Now})
+	clock.Advance(90 * time.Second)
+	var served banksim.Stats
+	_, _, body := send(t, http.MethodGet, bank.url+"/admin/stats?summary=true", "")
+	if err := json.Unmarshal(body, &served); err != nil {
+		t.Fatalf("GET /admin/stats: %v: %s", err, body)
+	}
+	for _, st := range []banksim.Stats{sim.Stats(), served} {
+		if !st.At.Equal(clock.Now()) {
+			t.Errorf("stats read at %v, the simulator's clock says %v", st.At, clock.Now())
+		}
+	}
+}
+
 func TestStatsCountWhatHappened(t *testing.T) {
 	sim, bank := newSim(t, banksim.Config{})
 	ids := sequentialIDs(3)

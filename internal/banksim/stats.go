@@ -9,6 +9,9 @@ import (
 // Stats is what the simulator counted since it started or was last reset. GET /admin/stats
 // serves it as JSON.
 type Stats struct {
+	// At is when the counts were read, on the simulator's clock, so that a rate between two
+	// reads is exact whatever each read's trip over the network took.
+	At time.Time `json:"at"`
 	// ApplicationsCreated counts submissions answered 201 (or created, then dropped).
 	ApplicationsCreated int64 `json:"applications_created"`
 	// DuplicatesRefused counts submissions refused because the id was already used.
@@ -70,8 +73,9 @@ func (c *counters) countResponse(code int) {
 }
 
 // snapshot copies the counts into a Stats without the per-application maps.
-func (c *counters) snapshot() Stats {
+func (c *counters) snapshot(now time.Time) Stats {
 	st := Stats{
+		At:                  now,
 		ApplicationsCreated: c.created.Load(),
 		DuplicatesRefused:   c.duplicates.Load(),
 		JobPolls:            c.polls.Load(),
