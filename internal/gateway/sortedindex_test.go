@@ -191,7 +191,7 @@ func pageNames(pg page) []string {
 	return names
 }
 
-func TestCollectPagePagesAcrossChunkBoundaries(t *testing.T) {
+func TestCollectPagePagesAcrossPageBoundaries(t *testing.T) {
 	ctx := context.Background()
 	for _, total := range []int{0, 1, 999, 1000, 1001, 2000, 2500} {
 		t.Run(fmt.Sprint(total), func(t *testing.T) {
