@@ -37,6 +37,12 @@ type writtenVersions struct {
 type replacedVersions struct {
 	uid      types.UID // guards against a deleted and re-created object of the same name
 	versions []string
+	// awaited is set once a reconcile found the cache stale: only then is the update event
+	// that brings the writes worth a reconcile. Passing it always would re-enqueue every
+	// written application at the priority of a changed object, ahead of the low-priority
+	// applications of the initial list: after a restart with thousands unsubmitted, their polls
+	// starved the submissions.
+	awaited bool
 }
 
 func newWrittenVersions() *writtenVersions {
@@ -56,8 +62,8 @@ func (w *writtenVersions) wrote(app *loansv1alpha1.LoanApplication, replaced ...
 	w.replaced[keyOf(app)] = replacedVersions{uid: app.UID, versions: replaced}
 }
 
-// isStale reports whether app is a version the last pass's writes replaced; it forgets the
-// writes once the cache shows a newer version.
+// isStale reports whether app is a version the last pass's writes replaced, and if so marks the
+// writes awaited (see awaitsWrite); it forgets the writes once the cache shows a newer version.
 func (w *writtenVersions) isStale(app *loansv1alpha1.LoanApplication) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -66,6 +72,8 @@ func (w *writtenVersions) isStale(app *loansv1alpha1.LoanApplication) bool {
 		return false
 	}
 	if replaced.uid == app.UID && slices.Contains(replaced.versions, app.ResourceVersion) {
+		replaced.awaited = true
+		w.replaced[keyOf(app)] = replaced
 		return true
 	}
 	delete(w.replaced, keyOf(app))
@@ -75,14 +83,14 @@ func (w *writtenVersions) isStale(app *loansv1alpha1.LoanApplication) bool {
 // awaitsWrite reports whether obj is the version that brings the last pass's writes to an
 // application whose reconcile found the cache stale: the update event that wakes it. The
 // update predicate lets it through, although a status write changes neither generation nor
-// labels. An event that arrives before wrote() recorded the writes is dropped, and that is
-// safe: the informer updates its store before it calls the handlers, so every reconcile after
-// wrote() already reads the new version and is not stale.
+// labels. An event that arrives before the stale reconcile marked the writes awaited is
+// dropped; the reconciler reads the cache again after the mark, and the informer updates its
+// store before it calls the handlers, so that second read sees the new version.
 func (w *writtenVersions) awaitsWrite(obj client.Object) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	replaced, ok := w.replaced[keyOf(obj)]
-	return ok && replaced.uid == obj.GetUID() && !slices.Contains(replaced.versions, obj.GetResourceVersion())
+	return ok && replaced.awaited && replaced.uid == obj.GetUID() && !slices.Contains(replaced.versions, obj.GetResourceVersion())
 }
 
 // forget drops what is known of a deleted application.

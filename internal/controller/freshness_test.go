@@ -66,6 +66,12 @@ func TestWrittenVersionsAwaitsWrite(t *testing.T) {
 		t.Error("an update was awaited before any write")
 	}
 	w.wrote(versionOf("u1", "11", pending), "10")
+	if w.awaitsWrite(versionOf("u1", "11", pending)) {
+		t.Error("the write's event was let through although no reconcile waits for it: it would re-enqueue the application")
+	}
+	if !w.isStale(versionOf("u1", "10", pending)) {
+		t.Fatal("reading the replaced version was taken for fresh")
+	}
 	for _, tc := range []struct {
 		name   string
 		update *loansv1alpha1.LoanApplication
@@ -91,16 +97,17 @@ func TestWrittenVersionsAwaitsWrite(t *testing.T) {
 func TestWrittenVersionsStatusThenLabel(t *testing.T) {
 	const pending = loansv1alpha1.PhasePending
 	w := newWrittenVersions()
-	// One pass: the status write took the object from 10 to 11, the label patch from 11 to 12.
+	// One pass: the status write took the object from 10 to 11, the label patch from 11 to 12;
+	// then a reconcile read the status write's version and waits.
 	w.wrote(versionOf("u1", "12", pending), "10", "11")
+	if !w.isStale(versionOf("u1", "11", pending)) {
+		t.Fatal("reading the status write's version, older than the label patch, was taken for fresh")
+	}
 	if w.awaitsWrite(versionOf("u1", "11", pending)) {
 		t.Error("the status write's version was awaited: its reconcile would patch the label again")
 	}
 	if !w.awaitsWrite(versionOf("u1", "12", pending)) {
 		t.Error("the label patch's version was not awaited")
-	}
-	if !w.isStale(versionOf("u1", "11", pending)) {
-		t.Error("reading the status write's version, older than the label patch, was taken for fresh")
 	}
 	if w.isStale(versionOf("u1", "12", pending)) {
 		t.Error("reading the label patch's version was taken for stale")

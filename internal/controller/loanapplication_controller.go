@@ -86,10 +86,10 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.written.isStale(app) {
+	if stale, err := r.staleAfterRead(ctx, req, app); stale || err != nil {
 		// The cache has not caught up with our last status write yet: wait for it rather than
 		// act on what that write already changed. Its watch event wakes this application.
-		return ctrl.Result{RequeueAfter: staleFallback}, nil
+		return ctrl.Result{RequeueAfter: staleFallback}, client.IgnoreNotFound(err)
 	}
 	original := app.DeepCopy()
 	p := &pass{app: app}
@@ -106,6 +106,20 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	default:
 		return r.poll(ctx, p)
 	}
+}
+
+// staleAfterRead reports whether app, just read from the cache, is older than the controller's
+// last writes to it. A stale read marks the writes awaited, and then reads once more: the watch
+// event of the writes may have come between the first read and the mark, when the predicate
+// still dropped it.
+func (r *LoanApplicationReconciler) staleAfterRead(ctx context.Context, req ctrl.Request, app *loansv1alpha1.LoanApplication) (bool, error) {
+	if !r.written.isStale(app) {
+		return false, nil
+	}
+	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
+		return true, err
+	}
+	return r.written.isStale(app), nil
 }
 
 // finish writes what the pass changed, in an order that a crash at any point can only leave
