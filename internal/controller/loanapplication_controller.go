@@ -112,7 +112,9 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // last writes to it. A stale read marks the writes awaited, and then reads once more: the watch
 // event of the writes may have come between the first read and the mark, when the predicate
 // still dropped it.
-func (r *LoanApplicationReconciler) staleAfterRead(ctx context.Context, req ctrl.Request, app *loansv1alpha1.LoanApplication) (bool, error) {
+func (r *LoanApplicationReconciler) staleAfterRead(
+	ctx context.Context, req ctrl.Request, app *loansv1alpha1.LoanApplication,
+) (bool, error) {
 	if !r.written.isStale(app) {
 		return false, nil
 	}
