@@ -131,12 +131,13 @@ func (r *LoanApplicationReconciler) finish(ctx context.Context, original *loansv
 	if err := r.patchStatus(ctx, original, p.app); err != nil {
 		return err
 	}
-	r.written.wrote(p.app, original.ResourceVersion)
 	p.recordEvents(r.Recorder)
 	statusVersion := p.app.ResourceVersion
 	err := r.syncLabel(ctx, p.app)
-	// The label patch replaced the status write's version in turn: until the cache shows the
-	// label too, a reconcile reading the status write's version would patch the label again.
+	// Recorded once both writes are done (the workqueue runs no other reconcile of this
+	// application meanwhile), whether or not the label patch failed. The label patch replaced
+	// the status write's version in turn: until the cache shows the label too, a reconcile
+	// reading the status write's version would patch the label again.
 	r.written.wrote(p.app, original.ResourceVersion, statusVersion)
 	return err
 }
