@@ -25,7 +25,7 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/bank"
 	"github.com/lendo/loan-operator/internal/banksim"
-	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 // benchApplications is how many applications one round of BenchmarkThousandApplications

@@ -25,7 +25,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
-	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 // The envtest benchmarks compare the gateway with a direct client-go client of the same API

@@ -17,7 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
-	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 // The suite runs gateways against a real kube-apiserver and etcd (envtest) and talks to them

@@ -15,8 +15,8 @@ import (
 	"github.com/onsi/gomega/gbytes"
 	"github.com/onsi/gomega/gexec"
 
-	"github.com/lendo/loan-operator/internal/testenv"
 	"github.com/lendo/loan-operator/test/stacktest"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 // What `make dev` runs, as a person runs it: cmd/devenv from the repository's folder, set up by

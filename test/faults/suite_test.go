@@ -18,8 +18,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/lendo/loan-operator/internal/testenv"
 	"github.com/lendo/loan-operator/test/stacktest"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 var (

@@ -15,7 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 // The names that config/default and config/dev give the operator's namespace and identities,

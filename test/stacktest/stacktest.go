@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/lendo/loan-operator/internal/devenv"
-	"github.com/lendo/loan-operator/internal/testenv"
+	"github.com/lendo/loan-operator/test/testenv"
 )
 
 // stackPrograms are the programs a stack runs, by binary name, with the package of each.
