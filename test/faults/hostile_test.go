@@ -208,5 +208,6 @@ func hostileSpecs(sys *system) {
 		Entry("a continue token that is no token", getPath("/api/v1/applications?continue=%FF%FE"), http.StatusBadRequest),
 		Entry("a continue token that decodes to a path", getPath("/api/v1/applications?continue="+
 			base64.RawURLEncoding.EncodeToString([]byte("../../etc/passwd"))), http.StatusBadRequest),
+		SpecTimeout(shortSpecTimeout),
 	)
 }
