@@ -22,10 +22,10 @@ func TestATargetOnAFigureNotMeasuredIsMissed(t *testing.T) {
 	r.atMost("s", "NaN", measured(math.NaN()), "", 8, "")
 	for _, f := range r.Figures {
 		if f.Met == nil || *f.Met {
-			t.Errorf("%s: met %v, want missed", f.Name, f.Met)
+			t.Errorf("%s: met %v, want missed", f.Name, f.Met != nil && *f.Met)
 		}
 		if f.Value != nil || f.NotMeasured == "" {
-			t.Errorf("%s: value %v, reason %q: want no value and a reason", f.Name, f.Value, f.NotMeasured)
+			t.Errorf("%s: value %v, reason %q: want no value and a reason", f.Name, formatFigure(f), f.NotMeasured)
 		}
 	}
 	if got := r.missed(); got != len(r.Figures) {
