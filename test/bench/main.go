@@ -91,8 +91,8 @@ func parseSettings(args []string) (settings, error) {
 	fs.BoolVar(&s.unsafeNoFsync, "unsafe-no-fsync", false,
 		"Run etcd without fsync (faster, as envtest does; the default keeps fsync on, as a real etcd).")
 	fs.BoolVar(&s.verbose, "v", false, "Print the stack's start and stop steps.")
-	fs.BoolVar(&s.strict, "strict", false,
-		"Exit non-zero when a target is missed or a figure with a target was not measured (the default prints every figure and fails only when a scenario could not finish).")
+	fs.BoolVar(&s.strict, "strict", false, "Exit non-zero when a target is missed or a figure with a target was not measured "+
+		"(the default prints every figure and fails only when a scenario could not finish).")
 	fs.StringVar(&s.perfDir, "perf-dir", "",
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
 	if err := fs.Parse(args); err != nil {

@@ -74,7 +74,8 @@ func TestHeapPerApplication(t *testing.T) {
 	if got := heapPerApplication(memory{HeapAlloc: 10<<20 + 3<<20}, empty, 1024); !got.ok() || got.value != 3 {
 		t.Errorf("3 MiB over 1,024 applications = %+v, want 3 KiB", got)
 	}
-	if got := heapPerApplication(memory{HeapAlloc: 9 << 20}, empty, 1024); got.ok() || !strings.Contains(got.missing, "below the heap with no application") {
+	got := heapPerApplication(memory{HeapAlloc: 9 << 20}, empty, 1024)
+	if got.ok() || !strings.Contains(got.missing, "below the heap with no application") {
 		t.Errorf("a heap below its reference = %+v, want not measured", got)
 	}
 }

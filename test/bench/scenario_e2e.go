@@ -128,8 +128,8 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 		"submissions + duplicate submissions + polls, counted by the simulator")
 	r.atMost(sc, "API writes per application", perItem(after.appWrites-before.appWrites, n), "", 4,
 		"PATCH/PUT/APPLY of loanapplications, counted by kube-apiserver (the gateway's create not included)")
-	r.addReading(sc, "controller's API writes per application, Events included", perItem(after.controllerWrites-before.controllerWrites, n), "",
-		"POST/PUT/PATCH/DELETE from the controller's client-go metrics")
+	r.addReading(sc, "controller's API writes per application, Events included",
+		perItem(after.controllerWrites-before.controllerWrites, n), "", "POST/PUT/PATCH/DELETE from the controller's client-go metrics")
 	r.addReading(sc, "reconciles per application", perItem(after.reconciles-before.reconciles, n), "", "controller_runtime_reconcile_total")
 	b.addMean(sc, "controller: wait in the workqueue for a worker, mean", before.queueWait, after.queueWait,
 		"workqueue_queue_duration_seconds: from due (added, or its requeue time come) to a worker taking it")

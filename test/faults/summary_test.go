@@ -156,7 +156,8 @@ func (s *runSummary) report(w io.Writer, path string) error {
 	defer s.mu.Unlock()
 	s.complete()
 	var apps, faults, dups, lost int
-	_, _ = fmt.Fprintln(w, "faults summary: test | outcome | applications (gateway/API) | faults injected | duplicates | lost | mismatched | figures")
+	_, _ = fmt.Fprintln(w, "faults summary: test | outcome | applications (gateway/API) | faults injected | "+
+		"duplicates | lost | mismatched | figures")
 	for _, o := range s.Outcomes {
 		_, _ = fmt.Fprintf(w, "faults summary: %s | %s | %d (%d/%d) | %d (%s) | %d | %d | %d | %v\n", o.Test, o.Outcome, o.Applications,
 			o.ViaGateway, o.ViaAPI, o.FaultsInjected, o.Faults, o.Duplicates, o.Lost, o.Mismatched, o.Figures)
