@@ -118,9 +118,8 @@ func percentile(durations []time.Duration, p float64) (time.Duration, bool) {
 	return sorted[min(max(rank, 0), len(sorted)-1)], true
 }
 
-// seconds and millis turn durations into the units of the report.
+// seconds turns a duration into the unit of the report.
 func seconds(d time.Duration) float64 { return d.Seconds() }
-func millis(d time.Duration) float64  { return float64(d) / float64(time.Millisecond) }
 
 // sample is a counter's value at a moment.
 type sample struct {

@@ -41,10 +41,10 @@ func TestPercentile(t *testing.T) {
 	if got, ok := percentile(nil, 50); ok {
 		t.Errorf("the median of no values is %v: it must be not measured", got)
 	}
-	if got := percentileIn(ms(1500), 50, inSeconds); !got.ok() || got.value != 1.5 {
+	if got := percentileIn(ms(1500), 50, secondUnit); !got.ok() || got.value != 1.5 {
 		t.Errorf("percentileIn(1.5 s) in seconds = %+v, want 1.5", got)
 	}
-	if got := percentileIn(nil, 99, inMillis); got.ok() || !strings.Contains(got.missing, "p99 of no values") {
+	if got := percentileIn(nil, 99, milliUnit); got.ok() || !strings.Contains(got.missing, "p99 of no values") {
 		t.Errorf("percentileIn of no values = %+v, want not measured with its reason", got)
 	}
 }

@@ -70,8 +70,8 @@ func perItem(total float64, n int) reading {
 
 // Units of the readings built from durations.
 const (
-	inSeconds = time.Second
-	inMillis  = time.Millisecond
+	secondUnit = time.Second
+	milliUnit  = time.Millisecond
 )
 
 // percentileIn is the p-th percentile of the durations in unit, or not measured when there are

@@ -14,7 +14,7 @@ import (
 // says why, and the JSON holds null, not 0.
 func TestATargetOnAFigureNotMeasuredIsMissed(t *testing.T) {
 	var r Report
-	r.atMost("s", "p99 of nothing", percentileIn(nil, 99, inMillis), "ms", 100, "")
+	r.atMost("s", "p99 of nothing", percentileIn(nil, 99, milliUnit), "ms", 100, "")
 	r.atLeast("s", "ratio to nothing", ratio(measured(5), measured(0)), "", 0.9, "")
 	r.atMost("s", "peak of one sample", peakPerSecond([]sample{{value: 3}}), "/s", 2500, "")
 	r.atMost("s", "negative heap", heapPerApplication(memory{HeapAlloc: 1 << 20}, memory{HeapAlloc: 2 << 20}, 10), "KiB", 3, "")
@@ -95,7 +95,7 @@ func TestStrictFailsTheRunOnAMissedTarget(t *testing.T) {
 	var met, missed Report
 	met.atMost("s", "fine", measured(1), "", 2, "")
 	missed.atMost("s", "fine", measured(1), "", 2, "")
-	missed.atMost("s", "not measured", percentileIn(nil, 50, inSeconds), "s", 2, "")
+	missed.atMost("s", "not measured", percentileIn(nil, 50, secondUnit), "s", 2, "")
 	for _, c := range []struct {
 		name   string
 		rep    *Report
@@ -119,7 +119,7 @@ func TestStrictFailsTheRunOnAMissedTarget(t *testing.T) {
 
 func TestTheReportIsWrittenWithNullForWhatWasNotMeasured(t *testing.T) {
 	var r Report
-	r.atMost("s", "p99", percentileIn(nil, 99, inSeconds), "s", 3, "")
+	r.atMost("s", "p99", percentileIn(nil, 99, secondUnit), "s", 3, "")
 	dir := t.TempDir()
 	if _, err := r.write(dir); err != nil {
 		t.Fatal(err)

@@ -92,7 +92,7 @@ func (b *bench) reportCreates(viaGateway, direct loadResult) {
 	r.atLeast(sc, "gateway throughput / direct throughput", ratio(viaGateway.rate(), direct.rate()), "", 0.9, "")
 	for _, p := range []float64{50, 99} {
 		name := "p" + strconv.Itoa(int(p))
-		g, d := percentileIn(viaGateway.Latencies, p, inMillis), percentileIn(direct.Latencies, p, inMillis)
+		g, d := percentileIn(viaGateway.Latencies, p, milliUnit), percentileIn(direct.Latencies, p, milliUnit)
 		r.addReading(sc, "create latency "+name+" gateway", g, "ms", "")
 		r.addReading(sc, "create latency "+name+" direct", d, "ms", "")
 		r.addReading(sc, "added latency "+name+" (gateway - direct)", g.minus(d), "ms", "")

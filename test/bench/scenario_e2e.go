@@ -140,12 +140,12 @@ func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats bank
 	if missing > 0 {
 		note += fmt.Sprintf("; %d without a bank decision on record", missing)
 	}
-	r.addReading(sc, "decision -> status, median", percentileIn(toStatus, 50, inSeconds), "s", note)
-	r.atMost(sc, "decision -> status, p99", percentileIn(toStatus, 99, inSeconds), "s",
+	r.addReading(sc, "decision -> status, median", percentileIn(toStatus, 50, secondUnit), "s", note)
+	r.atMost(sc, "decision -> status, p99", percentileIn(toStatus, 99, secondUnit), "s",
 		seconds(b.timing.pollInterval+time.Second), "target: poll interval + 1 s")
-	r.addReading(sc, "decision -> first poll that saw it, p99", percentileIn(toPoll, 99, inSeconds), "s",
+	r.addReading(sc, "decision -> first poll that saw it, p99", percentileIn(toPoll, 99, secondUnit), "s",
 		"from the simulator's own record: how much of the above is waiting for the next poll")
-	r.addReading(sc, "poll that saw it -> status seen, p99", percentileIn(pollToStatus, 99, inSeconds), "s",
+	r.addReading(sc, "poll that saw it -> status seen, p99", percentileIn(pollToStatus, 99, secondUnit), "s",
 		"the rest: the controller's status write and the watch delivering it")
 	r.check(sc, "every application final, one accepted submission each", missing == 0 && b.onceEach(b.decided, stats), "")
 }

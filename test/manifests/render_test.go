@@ -330,8 +330,9 @@ func envValue(c corev1.Container, name string) string {
 
 // deploymentNames names the rendered Deployments.
 func deploymentNames(r *rendered) []string {
-	var names []string
-	for _, obj := range r.ofKind("Deployment") {
+	deployments := r.ofKind("Deployment")
+	names := make([]string, 0, len(deployments))
+	for _, obj := range deployments {
 		names = append(names, obj.GetName())
 	}
 	return names
