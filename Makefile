@@ -60,9 +60,10 @@ vet: ## Run go vet against code.
 envtest-assets: setup-envtest ## Provide kube-apiserver and etcd for the tests in bin/k8s (built once, then reused).
 	@K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh
 
-# Unit and envtest suites: everything but the whole-system tests (test/e2e, test/faults) and the
-# benchmarks (test/bench).
-TEST_PACKAGES = $$(go list ./... | grep -vE "/test/(e2e|faults|bench)")
+# Unit and envtest suites: everything but the whole-system tests (test/e2e, test/faults). The
+# benchmark's own unit tests (test/bench: its figures, targets and --strict) run here too; the
+# benchmark itself is make bench.
+TEST_PACKAGES = $$(go list ./... | grep -vE "/test/(e2e|faults)")
 
 .PHONY: test
 test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtest) against a real kube-apiserver and etcd.
@@ -84,15 +85,18 @@ lint: golangci-lint ## Run golangci-lint.
 lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
 	$(GOLANGCI_LINT) run --fix
 
+# Extra flags of the benchmark program, e.g. BENCH_FLAGS=--strict to fail on a missed target.
+BENCH_FLAGS ?=
+
 .PHONY: bench
 bench: build setup-envtest ## Run the scale benchmarks (10,000 to 100,000 applications); figures in bin/bench/.
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
-		go run ./test/bench --scale full --out bin/bench
+		go run ./test/bench --scale full --out bin/bench $(BENCH_FLAGS)
 
 .PHONY: bench-quick
 bench-quick: build setup-envtest ## Run the benchmarks at 1,000 applications (a few minutes).
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
-		go run ./test/bench --scale quick --out bin/bench
+		go run ./test/bench --scale quick --out bin/bench $(BENCH_FLAGS)
 
 ##@ Build
 

@@ -17,6 +17,8 @@ var env *testenv.Env
 
 func TestAPI(t *testing.T) {
 	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(testenv.EventuallyTimeout)
+	SetDefaultEventuallyPollingInterval(testenv.EventuallyPolling)
 	RunSpecs(t, "LoanApplication API Suite")
 }
 

@@ -22,6 +22,8 @@ var env *testenv.Env
 
 func TestController(t *testing.T) {
 	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(testenv.EventuallyTimeout)
+	SetDefaultEventuallyPollingInterval(testenv.EventuallyPolling)
 	RunSpecs(t, "Controller Suite")
 }
 

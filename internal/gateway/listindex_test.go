@@ -51,20 +51,23 @@ var _ = Describe("Listing while applications change", func() {
 		for i := range total {
 			names = append(names, storeApplication(ctx, gw.namespace, fmt.Sprintf("app-%03d", i), loansv1alpha1.LabelPending).Name)
 		}
-		Eventually(func() []string { return walk(gw, loansv1alpha1.LabelPending, 7, total) }).Should(HaveLen(total))
+		Eventually(func() []string { return walk(gw, loansv1alpha1.LabelPending, 7, total) }).
+			WithTimeout(30 * time.Second).Should(HaveLen(total))
 
-		// Relabel every other application to approved and delete every fifth, while the main
-		// goroutine keeps paging through both lists.
+		// Relabel every other application to approved and delete every fifth, a change every
+		// few milliseconds, while this goroutine keeps paging through both lists. The others
+		// stay pending throughout: every walk of pending made meanwhile must list each of them
+		// exactly once (walk already refuses a repeat), whatever moves around them.
+		kept := keptPending(names)
 		changed := make(chan error, 1)
-		go func() {
-			defer GinkgoRecover()
-			changed <- relabelAndDelete(ctx, gw.namespace, names)
-		}()
+		go func() { changed <- relabelAndDelete(ctx, gw.namespace, names, 5*time.Millisecond) }()
 		var done bool
-		for walks := 0; !done; walks++ {
+		walks := 0
+		for ; !done; walks++ {
 			Expect(walks).To(BeNumerically("<", 2000), "the changes did not end")
 			walk(gw, loansv1alpha1.LabelApproved, 7, total)
-			walk(gw, loansv1alpha1.LabelPending, 7, total)
+			Expect(walk(gw, loansv1alpha1.LabelPending, 7, total)).To(ContainElements(kept),
+				"walk %d of pending, during the changes, skipped an application that stayed pending", walks)
 			select {
 			case err := <-changed:
 				Expect(err).NotTo(HaveOccurred())
@@ -72,13 +75,18 @@ var _ = Describe("Listing while applications change", func() {
 			default:
 			}
 		}
+		// The changes last over 200 ms: a single walk would mean none ran while they happened.
+		Expect(walks).To(BeNumerically(">=", 2), "no walk ran during the changes")
 
+		// Converging is part of what is tested: the gateway's cache must catch up with the API
+		// server within a watch event or two, on a loaded machine.
 		for _, status := range []string{loansv1alpha1.LabelApproved, loansv1alpha1.LabelPending} {
 			want := selectedByAPIServer(ctx, gw.namespace, status)
 			Expect(want).NotTo(BeEmpty())
-			Eventually(func() []string { return walk(gw, status, 7, total) }).Should(Equal(want), status)
+			Eventually(func() []string { return walk(gw, status, 7, total) }).WithTimeout(30*time.Second).Should(Equal(want), status)
 		}
-		Eventually(func() []string { return walk(gw, loansv1alpha1.LabelRejected, 7, total) }).Should(BeEmpty())
+		Eventually(func() []string { return walk(gw, loansv1alpha1.LabelRejected, 7, total) }).WithTimeout(30 * time.Second).
+			Should(BeEmpty())
 	})
 
 	It("lists every stored application as soon as it reports ready", func(ctx context.Context) {
@@ -99,9 +107,11 @@ var _ = Describe("Listing while applications change", func() {
 })
 
 // relabelAndDelete labels every other application of names approved and deletes every fifth,
-// straight through the API server, one at a time.
-func relabelAndDelete(ctx context.Context, namespace string, names []string) error {
+// straight through the API server, one at a time, pausing between two changes. It asserts
+// nothing: it runs in its own goroutine, and the spec checks the error it answers.
+func relabelAndDelete(ctx context.Context, namespace string, names []string, pause time.Duration) error {
 	for i, name := range names {
+		time.Sleep(pause)
 		app := &loansv1alpha1.LoanApplication{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}}
 		switch {
 		case i%5 == 0:
@@ -116,6 +126,17 @@ func relabelAndDelete(ctx context.Context, namespace string, names []string) err
 		}
 	}
 	return nil
+}
+
+// keptPending are the names relabelAndDelete leaves alone: neither deleted nor relabelled.
+func keptPending(names []string) []string {
+	var kept []string
+	for i, name := range names {
+		if i%5 != 0 && i%2 != 0 {
+			kept = append(kept, name)
+		}
+	}
+	return kept
 }
 
 // selectedByAPIServer answers the names the API server selects by the status label, sorted.

@@ -31,6 +31,8 @@ var (
 
 func TestGateway(t *testing.T) {
 	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(testenv.EventuallyTimeout)
+	SetDefaultEventuallyPollingInterval(testenv.EventuallyPolling)
 	RunSpecs(t, "Gateway Suite")
 }
 

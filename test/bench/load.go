@@ -33,6 +33,14 @@ func (r loadResult) Rate() float64 {
 	return float64(r.Done) / r.Elapsed().Seconds()
 }
 
+// rate is Rate as a reading: a run with no successful call measures no rate.
+func (r loadResult) rate() reading {
+	if r.Done == 0 || r.Elapsed() <= 0 {
+		return notMeasured("no call succeeded")
+	}
+	return measured(r.Rate())
+}
+
 // errLoadTimedOut reports a load run that did not finish its count within its time bound.
 var errLoadTimedOut = errors.New("the load did not finish within its time bound")
 
@@ -99,20 +107,19 @@ func (r loadResult) merge(o loadResult) loadResult {
 }
 
 // percentile is the p-th percentile (0 < p <= 100) of the durations by the nearest-rank method,
-// 0 when there are none.
-func percentile(durations []time.Duration, p float64) time.Duration {
+// and false when there are none.
+func percentile(durations []time.Duration, p float64) (time.Duration, bool) {
 	if len(durations) == 0 {
-		return 0
+		return 0, false
 	}
 	sorted := slices.Clone(durations)
 	slices.Sort(sorted)
 	rank := int(float64(len(sorted))*p/100+0.999999) - 1
-	return sorted[min(max(rank, 0), len(sorted)-1)]
+	return sorted[min(max(rank, 0), len(sorted)-1)], true
 }
 
-// seconds and millis turn durations into the units of the report.
+// seconds turns a duration into the unit of the report.
 func seconds(d time.Duration) float64 { return d.Seconds() }
-func millis(d time.Duration) float64  { return float64(d) / float64(time.Millisecond) }
 
 // sample is a counter's value at a moment.
 type sample struct {
@@ -121,9 +128,10 @@ type sample struct {
 }
 
 // peakRate is the highest increase per second of a sampled counter over any window of at
-// least `window`, and 0 with fewer than two samples.
-func peakRate(samples []sample, window time.Duration) float64 {
-	peak := 0.0
+// least `window`. Fewer than two samples, or samples that span less than one window, measure
+// no rate.
+func peakRate(samples []sample, window time.Duration) reading {
+	peak, windows := 0.0, 0
 	j := 0
 	for i := range samples {
 		for j < len(samples) && samples[j].at.Sub(samples[i].at) < window {
@@ -134,8 +142,16 @@ func peakRate(samples []sample, window time.Duration) float64 {
 		}
 		span := samples[j].at.Sub(samples[i].at).Seconds()
 		peak = max(peak, (samples[j].value-samples[i].value)/span)
+		windows++
 	}
-	return peak
+	switch {
+	case len(samples) < 2:
+		return notMeasured("%d samples: a rate needs two", len(samples))
+	case windows == 0:
+		return notMeasured("%d samples over %s, less than one %s window", len(samples),
+			samples[len(samples)-1].at.Sub(samples[0].at).Round(time.Millisecond), window)
+	}
+	return measured(peak)
 }
 
 // firstAbove is the first sample whose value is above `base`, and whether there is one.

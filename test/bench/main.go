@@ -78,6 +78,7 @@ type settings struct {
 	unsafeNoFsync bool
 	verbose       bool
 	perfDir       string
+	strict        bool
 }
 
 func parseSettings(args []string) (settings, error) {
@@ -90,6 +91,8 @@ func parseSettings(args []string) (settings, error) {
 	fs.BoolVar(&s.unsafeNoFsync, "unsafe-no-fsync", false,
 		"Run etcd without fsync (faster, as envtest does; the default keeps fsync on, as a real etcd).")
 	fs.BoolVar(&s.verbose, "v", false, "Print the stack's start and stop steps.")
+	fs.BoolVar(&s.strict, "strict", false, "Exit non-zero when a target is missed or a figure with a target was not measured "+
+		"(the default prints every figure and fails only when a scenario could not finish).")
 	fs.StringVar(&s.perfDir, "perf-dir", "",
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
 	if err := fs.Parse(args); err != nil {
@@ -140,7 +143,17 @@ func run(args []string) int {
 	}
 	fmt.Printf("\nFigures written to %s and %s (run took %s).\n", path, filepath.Join(s.outDir, "latest.json"),
 		rep.FinishedAt.Sub(rep.StartedAt).Round(time.Second))
+	return exitCode(code, rep, s.strict, os.Stdout)
+}
+
+// exitCode is the program's exit code: 1 when a scenario could not finish, and with --strict
+// also when a target was missed (a figure not measured misses its target).
+func exitCode(code int, rep *Report, strict bool, w io.Writer) int {
 	if len(rep.Errors) > 0 {
+		code = 1
+	}
+	if missed := rep.missed(); strict && missed > 0 {
+		_, _ = fmt.Fprintf(w, "--strict: %d targets missed or not measured\n", missed)
 		code = 1
 	}
 	return code

@@ -42,7 +42,14 @@ func sampleMemory(ctx context.Context, proc *devenv.Process, scrapeIt func(conte
 		if err != nil {
 			return m, fmt.Errorf("%s's metrics: %w", proc.Name(), err)
 		}
-		heap, lastGC := families.sum("go_memstats_heap_alloc_bytes", nil), families.sum("go_memstats_last_gc_time_seconds", nil)
+		heap, err := families.require("go_memstats_heap_alloc_bytes")
+		if err != nil {
+			return m, fmt.Errorf("%s's metrics: %w", proc.Name(), err)
+		}
+		lastGC, err := families.require("go_memstats_last_gc_time_seconds")
+		if err != nil {
+			return m, fmt.Errorf("%s's metrics: %w", proc.Name(), err)
+		}
 		lowest = min(lowest, heap)
 		switch {
 		case math.IsNaN(firstGC):

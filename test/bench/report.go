@@ -19,12 +19,15 @@ type Figure struct {
 	// Scenario is the number and name of the scenario it belongs to ("1 end to end").
 	Scenario string `json:"scenario"`
 	// Name says what was measured; Unit how Value reads.
-	Name  string  `json:"name"`
-	Value float64 `json:"value"`
-	Unit  string  `json:"unit"`
+	Name string `json:"name"`
+	// Value is null when nothing was measured; NotMeasured says why.
+	Value       *float64 `json:"value"`
+	NotMeasured string   `json:"not_measured,omitempty"`
+	Unit        string   `json:"unit"`
 	// Target is the bound in words ("<= 35 s"); empty for a figure reported for reference.
 	Target string `json:"target,omitempty"`
-	// Met is whether Value is within Target; nil when there is no target.
+	// Met is whether Value is within Target; nil when there is no target. A target held to a
+	// figure that was not measured is missed.
 	Met *bool `json:"met,omitempty"`
 	// Note says how it was measured when the name alone does not.
 	Note string `json:"note,omitempty"`
@@ -56,21 +59,36 @@ type Machine struct {
 
 // add records a figure for reference, without a target.
 func (r *Report) add(scenario, name string, value float64, unit, note string) {
-	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: value, Unit: unit, Note: note})
+	r.addReading(scenario, name, measured(value), unit, note)
+}
+
+// addReading records a reading for reference, without a target.
+func (r *Report) addReading(scenario, name string, v reading, unit, note string) {
+	r.Figures = append(r.Figures, newFigure(scenario, name, v, unit, note))
 }
 
 // atMost records a figure held to value <= limit.
-func (r *Report) atMost(scenario, name string, value float64, unit string, limit float64, note string) {
-	met := value <= limit && !math.IsNaN(value)
-	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: value, Unit: unit,
-		Target: "<= " + formatValue(limit), Met: &met, Note: note})
+func (r *Report) atMost(scenario, name string, v reading, unit string, limit float64, note string) {
+	f := newFigure(scenario, name, v, unit, note)
+	met := v.ok() && v.value <= limit
+	f.Target, f.Met = "<= "+formatValue(limit), &met
+	r.Figures = append(r.Figures, f)
 }
 
 // atLeast records a figure held to value >= limit.
-func (r *Report) atLeast(scenario, name string, value float64, unit string, limit float64, note string) {
-	met := value >= limit && !math.IsNaN(value)
-	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: value, Unit: unit,
-		Target: ">= " + formatValue(limit), Met: &met, Note: note})
+func (r *Report) atLeast(scenario, name string, v reading, unit string, limit float64, note string) {
+	f := newFigure(scenario, name, v, unit, note)
+	met := v.ok() && v.value >= limit
+	f.Target, f.Met = ">= "+formatValue(limit), &met
+	r.Figures = append(r.Figures, f)
+}
+
+func newFigure(scenario, name string, v reading, unit, note string) Figure {
+	f := Figure{Scenario: scenario, Name: name, Unit: unit, Note: note, NotMeasured: v.missing}
+	if v.ok() {
+		f.Value = &v.value
+	}
+	return f
 }
 
 // Words of yes/no figures in the table.
@@ -85,8 +103,20 @@ func (r *Report) check(scenario, name string, ok bool, note string) {
 	if ok {
 		value = 1
 	}
-	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: value, Unit: "yes/no",
+	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: &value, Unit: "yes/no",
 		Target: yes, Met: &ok, Note: note})
+}
+
+// missed counts the targets missed (a figure not measured included) and the scenarios that
+// could not finish: what --strict turns into a failed run.
+func (r *Report) missed() int {
+	n := len(r.Errors)
+	for _, f := range r.Figures {
+		if f.Met != nil && !*f.Met {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *Report) fail(scenario string, err error) {
@@ -98,12 +128,7 @@ func (r *Report) printTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	_, _ = fmt.Fprintf(tw, "SCENARIO\tFIGURE\tVALUE\tTARGET\tMET\n")
 	for _, f := range r.Figures {
-		value := formatValue(f.Value)
-		if f.Unit == "yes/no" {
-			value = map[bool]string{true: yes, false: no}[f.Value == 1]
-		} else if f.Unit != "" {
-			value += " " + f.Unit
-		}
+		value := formatFigure(f)
 		met := "-"
 		if f.Met != nil {
 			met = map[bool]string{true: yes, false: "NO"}[*f.Met]
@@ -136,6 +161,19 @@ func (r *Report) write(outDir string) (string, error) {
 		}
 	}
 	return path, nil
+}
+
+// formatFigure prints a figure's value with its unit, or why it was not measured.
+func formatFigure(f Figure) string {
+	switch {
+	case f.Value == nil:
+		return "not measured: " + f.NotMeasured
+	case f.Unit == "yes/no":
+		return map[bool]string{true: yes, false: no}[*f.Value == 1]
+	case f.Unit != "":
+		return formatValue(*f.Value) + " " + f.Unit
+	}
+	return formatValue(*f.Value)
 }
 
 // formatValue prints up to three significant decimals, without trailing zeros.

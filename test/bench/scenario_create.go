@@ -89,12 +89,12 @@ func (b *bench) reportCreates(viaGateway, direct loadResult) {
 		viaGateway.Done, b.scale.concurrency, createRounds)
 	r.add(sc, "creates/s through the gateway", viaGateway.Rate(), "/s", note)
 	r.add(sc, "creates/s direct client-go Create", direct.Rate(), "/s", note)
-	r.atLeast(sc, "gateway throughput / direct throughput", viaGateway.Rate()/direct.Rate(), "", 0.9, "")
+	r.atLeast(sc, "gateway throughput / direct throughput", ratio(viaGateway.rate(), direct.rate()), "", 0.9, "")
 	for _, p := range []float64{50, 99} {
 		name := "p" + strconv.Itoa(int(p))
-		g, d := percentile(viaGateway.Latencies, p), percentile(direct.Latencies, p)
-		r.add(sc, "create latency "+name+" gateway", millis(g), "ms", "")
-		r.add(sc, "create latency "+name+" direct", millis(d), "ms", "")
-		r.add(sc, "added latency "+name+" (gateway - direct)", millis(g-d), "ms", "")
+		g, d := percentileIn(viaGateway.Latencies, p, milliUnit), percentileIn(direct.Latencies, p, milliUnit)
+		r.addReading(sc, "create latency "+name+" gateway", g, "ms", "")
+		r.addReading(sc, "create latency "+name+" direct", d, "ms", "")
+		r.addReading(sc, "added latency "+name+" (gateway - direct)", g.minus(d), "ms", "")
 	}
 }

@@ -75,7 +75,7 @@ func (b *bench) reportMemory(n int, program string, m, empty memory, note string
 	}
 	r.add(sc, program+" heap", mib(m.HeapAlloc), "MiB", how+note)
 	r.add(sc, program+" RSS", mib(m.RSS), "MiB", "VmRSS")
-	r.atMost(sc, program+" heap per cached application", kib((m.HeapAlloc-empty.HeapAlloc)/float64(n)), "KiB",
+	r.atMost(sc, program+" heap per cached application", heapPerApplication(m, empty, n), "KiB",
 		kib(heapPerAppTarget), fmt.Sprintf("(heap - heap with no application: %.1f MiB) / %d", mib(empty.HeapAlloc), n))
 }
 
@@ -151,4 +151,16 @@ func (b *bench) allNames() []string {
 		out = append(out, k.Name)
 	}
 	return append(out, b.filled...)
+}
+
+// heapPerApplication is the heap each of n cached applications costs, in KiB: the heap less the
+// heap with no application, shared out. A heap below its reference measures nothing (the
+// reference counted garbage, or the program restarted lighter): a negative cost would meet any
+// bound.
+func heapPerApplication(m, empty memory, n int) reading {
+	delta := m.HeapAlloc - empty.HeapAlloc
+	if delta < 0 {
+		return notMeasured("the heap (%.1f MiB) is below the heap with no application (%.1f MiB)", mib(m.HeapAlloc), mib(empty.HeapAlloc))
+	}
+	return perItem(delta, n).then(kib)
 }

@@ -69,10 +69,11 @@ func (b *bench) reportReads(sc, what string, gw, api []time.Duration) {
 	note := strconv.Itoa(len(gw)) + " reads per side, one at a time, alternating"
 	for _, p := range []float64{50, 99} {
 		name := "p" + strconv.Itoa(int(p))
-		r.add(sc, what+" "+name+" gateway", millis(percentile(gw, p)), "ms", note)
-		r.add(sc, what+" "+name+" API server", millis(percentile(api, p)), "ms", note)
+		r.addReading(sc, what+" "+name+" gateway", percentileIn(gw, p, milliUnit), "ms", note)
+		r.addReading(sc, what+" "+name+" API server", percentileIn(api, p, milliUnit), "ms", note)
 	}
-	r.add(sc, what+" median speed-up (API / gateway)", float64(percentile(api, 50))/float64(percentile(gw, 50)), "x", "")
+	speedUp := ratio(percentileIn(api, 50, milliUnit), percentileIn(gw, 50, milliUnit))
+	r.addReading(sc, what+" median speed-up (API / gateway)", speedUp, "x", "")
 }
 
 // pagingResult is one traversal of every page of a list.
@@ -95,10 +96,10 @@ func (b *bench) reportPaging(ctx context.Context, sc string, n int) error {
 	r := b.rep
 	r.check(sc, "paging through every application (gateway) works", gw.items == n && gw.distinct == n,
 		fmt.Sprintf("%d items, %d distinct, %d expected, %d pages", gw.items, gw.distinct, n, len(gw.pages)))
-	r.atMost(sc, "page of "+strconv.Itoa(pageLimit)+" p99 (gateway)", millis(percentile(gw.pages, 99)), "ms", 100,
+	r.atMost(sc, "page of "+strconv.Itoa(pageLimit)+" p99 (gateway)", percentileIn(gw.pages, 99, milliUnit), "ms", 100,
 		"our bound for 'each page is fast'")
-	r.add(sc, "page of "+strconv.Itoa(pageLimit)+" max (gateway)", millis(percentile(gw.pages, 100)), "ms", "")
-	r.add(sc, "page of "+strconv.Itoa(pageLimit)+" p99 (API server)", millis(percentile(api.pages, 99)), "ms", "")
+	r.addReading(sc, "page of "+strconv.Itoa(pageLimit)+" max (gateway)", percentileIn(gw.pages, 100, milliUnit), "ms", "")
+	r.addReading(sc, "page of "+strconv.Itoa(pageLimit)+" p99 (API server)", percentileIn(api.pages, 99, milliUnit), "ms", "")
 	r.add(sc, "every page, total (gateway)", seconds(gw.total), "s", "")
 	r.add(sc, "every page, total (API server)", seconds(api.total), "s", fmt.Sprintf("%d items", api.items))
 	return nil

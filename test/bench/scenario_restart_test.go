@@ -86,3 +86,37 @@ func TestSetBankAssessmentReportsARefusal(t *testing.T) {
 		t.Errorf("the bank's window changed to %+v on a refusal", got)
 	}
 }
+
+// The bank's own limit is what scenario 5 holds the controller to: put in force through the
+// admin API, it answers 429 above its rate, and the requests the benchmark counts include them.
+func TestTheBanksOwnRateLimitRefusesAndIsCounted(t *testing.T) {
+	sys, sim := systemWithBank(t)
+	ctx := context.Background()
+	if err := sys.setBankFaults(ctx, banksim.Faults{RateLimit: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if got := sim.Faults().RateLimit; got != 5 {
+		t.Fatalf("the bank's rate limit is %v, want 5", got)
+	}
+	const sent = 20
+	for range sent {
+		resp, err := sys.web.Get(sys.stack.BankURL + "/api/jobs?application_id=00000000-0000-0000-0000-000000000000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+	}
+	st, err := sys.bankStats(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.FaultsInjected.Throttled == 0 {
+		t.Errorf("%d requests at once past a limit of 5/s drew no 429", sent)
+	}
+	if got := bankRequests(st); got != sent {
+		t.Errorf("bank requests %v, want every one of the %d sent, 429s included", got, sent)
+	}
+	if err := sys.setBankFaults(ctx, banksim.Faults{}); err != nil || sim.Faults().RateLimit != 0 {
+		t.Errorf("lifting the limit: %v, limit now %v", err, sim.Faults().RateLimit)
+	}
+}

@@ -63,6 +63,20 @@ func (m metricFamilies) sum(name string, keep func(labels map[string]string) boo
 	return total
 }
 
+// require is the sum of every series of a family that must be there: a program that does not
+// export it measures nothing, and its 0 would pass for a value.
+func (m metricFamilies) require(name string) (float64, error) {
+	return m.requireWhere(name, nil)
+}
+
+// requireWhere is sum of a family that must be there, over the series whose labels pass keep.
+func (m metricFamilies) requireWhere(name string, keep func(labels map[string]string) bool) (float64, error) {
+	if _, ok := m[name]; !ok {
+		return 0, fmt.Errorf("the metric family %s is absent", name)
+	}
+	return m.sum(name, keep), nil
+}
+
 // histogram adds the sums and the counts of every series of a histogram whose labels pass keep
 // (nil keeps all): the delta of two scrapes divided is the mean over the interval.
 func (m metricFamilies) histogram(name string, keep func(labels map[string]string) bool) (sum, count float64) {

@@ -206,11 +206,22 @@ func (s *system) bankStats(ctx context.Context, perApplication bool) (banksim.St
 // setBankAssessment replaces the simulator's assessment window (PUT /admin/assessment) for the
 // applications submitted from now on.
 func (s *system) setBankAssessment(ctx context.Context, window banksim.Assessment) error {
-	body, err := json.Marshal(window)
+	return s.putBankAdmin(ctx, "/admin/assessment", window)
+}
+
+// setBankFaults replaces the simulator's faults in force (PUT /admin/faults): its own rate
+// limit, in the benchmark.
+func (s *system) setBankFaults(ctx context.Context, faults banksim.Faults) error {
+	return s.putBankAdmin(ctx, "/admin/faults", faults)
+}
+
+// putBankAdmin PUTs value as JSON to one of the simulator's admin endpoints.
+func (s *system) putBankAdmin(ctx context.Context, path string, value any) error {
+	body, err := json.Marshal(value)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.stack.BankURL+"/admin/assessment", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.stack.BankURL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -222,7 +233,7 @@ func (s *system) setBankAssessment(ctx context.Context, window banksim.Assessmen
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("PUT /admin/assessment %s: %s %s", body, resp.Status, answer)
+		return fmt.Errorf("PUT %s %s: %s %s", path, body, resp.Status, answer)
 	}
 	return nil
 }
@@ -231,6 +242,12 @@ func (s *system) setBankAssessment(ctx context.Context, window banksim.Assessmen
 // duplicates) and polls.
 func bankCalls(st banksim.Stats) float64 {
 	return float64(st.ApplicationsCreated + st.DuplicatesRefused + st.JobPolls)
+}
+
+// bankRequests is every request the bank API answered or refused: its calls and its 429s, the
+// load the controller put on it.
+func bankRequests(st banksim.Stats) float64 {
+	return bankCalls(st) + float64(st.FaultsInjected.Throttled)
 }
 
 // controllerMetrics, gatewayMetrics and apiServerMetrics scrape each program's /metrics.

@@ -26,42 +26,83 @@ const (
 	finalWithin         = 3 * time.Minute
 )
 
+// sent is what a background load answers the spec: the applications created, or why not.
+type sent struct {
+	c   *created
+	err error
+}
+
+// sendInBackground creates a test's applications while the test injects its fault. It asserts
+// nothing (a failed assertion outside the spec's goroutine would never reach the spec, which
+// would wait forever): the spec receives the result and asserts.
+func sendInBackground(ctx context.Context, stack *devenv.Stack, prefix string, every time.Duration) <-chan sent {
+	done := make(chan sent, 1)
+	go func() {
+		c, err := createApplications(ctx, stack, prefix, applicationsPerTest, every)
+		done <- sent{c, err}
+	}()
+	return done
+}
+
+// await is the spec's side of sendInBackground: the created applications, once all are
+// answered; a failed create fails the spec here.
+func await(ctx context.Context, load <-chan sent) *created {
+	GinkgoHelper()
+	var s sent
+	Eventually(load).WithContext(ctx).WithTimeout(2 * time.Minute).Should(Receive(&s))
+	Expect(s.err).NotTo(HaveOccurred(), "creating the test's applications")
+	return s.c
+}
+
+// killLatency is the bank's extra delay before each answer while the controller is killed: an
+// application the bank has accepted stays unrecorded by the controller for this long, so that
+// kills strike such in-flight work, the case an idempotent submission exists for.
+const killLatency = time.Second
+
 // faultSpecs are the fault tests on the shared system: the invariant after each fault.
 func faultSpecs(sys *system) {
-	// sendInBackground creates the test's applications while the test injects its fault.
-	sendInBackground := func(ctx context.Context, prefix string, every time.Duration) <-chan *created {
-		done := make(chan *created, 1)
-		go func() {
-			defer GinkgoRecover()
-			c, err := createApplications(ctx, sys.stack, prefix, applicationsPerTest, every)
-			Expect(err).NotTo(HaveOccurred())
-			done <- c
-		}()
-		return done
-	}
-
 	It("loses and duplicates nothing when the controller is killed with SIGKILL at random moments", func(ctx SpecContext) {
+		test := faultTest(testControllerKill)
 		rng := rand.New(rand.NewPCG(uint64(GinkgoRandomSeed()), 1))
-		load := sendInBackground(ctx, "kill", 50*time.Millisecond)
+		sys.bank.setFaults(ctx, banksim.Faults{Latency: banksim.Duration(killLatency)})
+		load := sendInBackground(ctx, sys.stack, "kill", 50*time.Millisecond)
 		controller := sys.stack.Controllers[0]
 		const kills = 5
 		inFlight := make([]string, 0, kills)
+		struck := map[string]bool{} // uids accepted by the bank, their status unwritten, at a kill
 		for range kills {
 			pause := 500*time.Millisecond + time.Duration(rng.Int64N(int64(2500*time.Millisecond)))
 			time.Sleep(pause)
-			inFlight = append(inFlight, strconv.Itoa(countNotFinal(ctx, sys.stack, sys.before)))
 			By(fmt.Sprintf("SIGKILL to the controller after %s, restart", pause.Round(time.Millisecond)))
 			Expect(controller.Kill()).To(Succeed())
+			// The controller is dead: what the bank accepted and the API does not show now, it
+			// accepted while the controller was still waiting for its answer.
+			uids := acceptedUnrecorded(ctx, sys.stack, sys.bank, sys.before)
+			for _, uid := range uids {
+				struck[uid] = true
+			}
+			inFlight = append(inFlight, strconv.Itoa(len(uids)))
 			Expect(controller.Start(ctx)).To(Succeed())
 		}
-		c := <-load
-		counts := sys.record(ctx, "controller SIGKILL x5", c, nil, kills, "SIGKILL of the controller, then restart",
-			map[string]string{"not final at each kill": strings.Join(inFlight, ",")})
-		Expect(counts.Applications).To(Equal(applicationsPerTest))
-	})
+		sys.bank.setFaults(ctx, banksim.Faults{})
+		c := await(ctx, load)
+		result := sys.record(ctx, test, c, nil, kills, fmt.Sprintf("SIGKILL of the controller, then restart; bank answers %s late", killLatency),
+			map[string]string{
+				"accepted by the bank, status unwritten, at each kill": strings.Join(inFlight, ","),
+				"struck applications": strconv.Itoa(len(struck)),
+			})
+		Expect(result.Applications).To(Equal(applicationsPerTest))
+		Expect(struck).NotTo(BeEmpty(), "no kill struck an application the bank had accepted: the test proved nothing")
+		// Each struck application was submitted again after the restart under the same id, and
+		// the bank refused it as already used: that is how it was not submitted twice.
+		Expect(result.RefusedAsAlreadyUsed).To(BeNumerically(">=", len(struck)),
+			"%d applications were struck in flight, but the bank refused only %d submissions as already used",
+			len(struck), result.RefusedAsAlreadyUsed)
+	}, SpecTimeout(faultTestTimeout))
 
 	It("loses and duplicates nothing while the bank fails, stalls, throttles and drops, then recovers", func(ctx SpecContext) {
-		load := sendInBackground(ctx, "flaky", 50*time.Millisecond)
+		test := faultTest(testFlakyBank)
+		load := sendInBackground(ctx, sys.stack, "flaky", 50*time.Millisecond)
 		for _, phase := range []struct {
 			what   string
 			faults banksim.Faults
@@ -80,18 +121,19 @@ func faultSpecs(sys *system) {
 		}
 		By("the bank recovers")
 		sys.bank.setFaults(ctx, banksim.Faults{})
-		c := <-load
+		c := await(ctx, load)
 		st := sys.bank.stats(ctx)
 		// Every kind of fault struck: the test did inject what it claims.
 		Expect(st.FaultsInjected.Failures).To(BeNumerically(">", 0))
 		Expect(st.FaultsInjected.Throttled).To(BeNumerically(">", 0))
 		Expect(st.FaultsInjected.Drops).To(BeNumerically(">", 0))
 		Expect(st.FaultsInjected.Delayed).To(BeNumerically(">", 0))
-		sys.record(ctx, "bank 5xx, latency, 429, drops", c, nil, faultCount(st), describeFaults(st), nil)
-	})
+		sys.record(ctx, test, c, nil, faultCount(st), describeFaults(st), nil)
+	}, SpecTimeout(faultTestTimeout))
 
 	It("submits pending applications again after the bank restarts and forgets, and every one ends final", func(ctx SpecContext) {
-		load := sendInBackground(ctx, "amnesia", 30*time.Millisecond)
+		test := faultTest(testBankAmnesia)
+		load := sendInBackground(ctx, sys.stack, "amnesia", 30*time.Millisecond)
 		time.Sleep(3 * time.Second)
 
 		By("freezing the bank (every call 503) so that no decision escapes after its last stats are read")
@@ -104,8 +146,8 @@ func faultSpecs(sys *system) {
 		time.Sleep(time.Second)
 		Expect(sys.stack.Bank.Start(ctx)).To(Succeed())
 
-		c := <-load
-		counts := sys.record(ctx, "bank restart (amnesia)", c, []banksim.Stats{firstLife}, 1, "SIGKILL of the bank, restarted empty",
+		c := await(ctx, load)
+		counts := sys.record(ctx, test, c, []banksim.Stats{firstLife}, 1, "SIGKILL of the bank, restarted empty",
 			map[string]string{
 				"accepted before the restart": strconv.Itoa(len(firstLife.Submissions)),
 				"final before the restart":    strconv.Itoa(len(finalAtRestart)),
@@ -115,10 +157,11 @@ func faultSpecs(sys *system) {
 		for uid := range secondLife.Submissions {
 			Expect(finalAtRestart).NotTo(HaveKey(uid), "an application final before the restart was submitted again")
 		}
-		summary.figure("bank restart (amnesia)", "resubmitted", strconv.Itoa(counts.Resubmitted))
-	})
+		summary.figure(test, "resubmitted", strconv.Itoa(counts.Resubmitted))
+	}, SpecTimeout(faultTestTimeout))
 
 	It("recovers by itself when kube-apiserver restarts; meanwhile the gateway answers 503 at once", func(ctx SpecContext) {
+		test := faultTest(testAPIServer)
 		c, err := createApplications(ctx, sys.stack, "apiserver", applicationsPerTest, 10*time.Millisecond)
 		Expect(err).NotTo(HaveOccurred())
 
@@ -143,10 +186,10 @@ func faultSpecs(sys *system) {
 
 		figures := outage.figures()
 		figures["not final at the kill"] = strconv.Itoa(notFinal)
-		sys.record(ctx, "kube-apiserver restart", c, nil, 1, "SIGKILL of kube-apiserver for 5s, restarted on the same etcd", figures)
+		sys.record(ctx, test, c, nil, 1, "SIGKILL of kube-apiserver for 5s, restarted on the same etcd", figures)
 		Expect(notFinal).To(BeNumerically(">", 0), "nothing was in flight at the kill: the test proved nothing")
 		outage.expectQuick()
-	})
+	}, SpecTimeout(faultTestTimeout))
 }
 
 // countNotFinal counts the applications (other than those in before) not final yet.
@@ -161,6 +204,23 @@ func countNotFinal(ctx context.Context, stack *devenv.Stack, before []string) in
 		}
 	}
 	return n
+}
+
+// acceptedUnrecorded are the uids of the applications (other than those in before) the bank has
+// accepted in its current lifetime, whose status does not show the submission yet.
+func acceptedUnrecorded(ctx context.Context, stack *devenv.Stack, bank bankAdmin, before []string) []string {
+	GinkgoHelper()
+	accepted := bank.stats(ctx).Submissions
+	var list loansv1alpha1.LoanApplicationList
+	Expect(stack.Client.List(ctx, &list, client.InNamespace(appNamespace))).To(Succeed())
+	var uids []string
+	for _, app := range list.Items {
+		_, ok := accepted[string(app.UID)]
+		if ok && app.Status.SubmittedAt == nil && !slices.Contains(before, app.Name) {
+			uids = append(uids, string(app.UID))
+		}
+	}
+	return uids
 }
 
 // finalUIDs are the uids of the applications (other than those in before) final now, with

@@ -69,6 +69,7 @@ func (r *loadResult) count5xx() (n, noAnswer, other int) {
 
 func loadSpecs(sys *system) {
 	It("answers 200 concurrent clients mixing creates, gets and lists without a 5xx, and leaks no goroutine", func(ctx SpecContext) {
+		test := faultTest(testGatewayLoad)
 		gw := sys.stack.GatewayURL
 		goroutines := func() float64 {
 			var v float64
@@ -130,7 +131,7 @@ func loadSpecs(sys *system) {
 
 		serverErrors, noAnswer, other := res.count5xx()
 		c := &created{names: res.creates, viaGateway: len(res.creates) - len(seed.names) + seed.viaGateway, viaAPI: seed.viaAPI}
-		sys.record(ctx, "gateway: 200 concurrent clients", c, nil, 0, "none: load only", map[string]string{
+		sys.record(ctx, test, c, nil, 0, "none: load only", map[string]string{
 			"requests":   fmt.Sprintf("%d in %s (%.0f/s)", requests, loadDuration, float64(requests)/loadDuration.Seconds()),
 			"answers":    fmt.Sprint(res.byCode),
 			"goroutines": fmt.Sprintf("%.0f before, %d at peak, %.0f after", baseline, peak.Load(), after),
@@ -139,7 +140,7 @@ func loadSpecs(sys *system) {
 		Expect(noAnswer).To(BeZero(), "requests without an answer under load: %v", res.failures)
 		Expect(other).To(BeZero(), "other non-2xx answers under load: %v", res.failures)
 		Expect(requests).To(BeNumerically(">", loadClients), "the load did not run")
-	})
+	}, SpecTimeout(faultTestTimeout))
 }
 
 // runLoadClient is one client: until the deadline, one request after the other, a create

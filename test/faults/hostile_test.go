@@ -114,6 +114,12 @@ func deeplyNested(n int) string {
 	return strings.Repeat("[", n) + strings.Repeat("]", n)
 }
 
+// entry is a table entry with the timeout of every hostile request's spec (a table cannot take
+// one for all its entries), located at its caller.
+func entry(description string, args ...any) TableEntry {
+	return Entry(description, append(args, SpecTimeout(shortSpecTimeout), Offset(1))...)
+}
+
 func hostileSpecs(sys *system) {
 	DescribeTable("a hostile request gets a clear 4xx or is closed by a timeout; nothing is created; the gateway stays healthy",
 		func(ctx SpecContext, h hostileRequest, want int) {
@@ -138,75 +144,75 @@ func hostileSpecs(sys *system) {
 			Expect(code).To(Equal(http.StatusOK), body)
 		},
 		// The HTTP layer: Go's server refuses what is not HTTP/1.1 as it should be.
-		Entry("not HTTP at all", hostileRequest{raw: "HELLO\r\n\r\n"}, http.StatusBadRequest),
-		Entry("a malformed protocol version", hostileRequest{raw: "GET /healthz HTTP/1.1x\r\nHost: HOST\r\n\r\n"}, http.StatusBadRequest),
-		Entry("no Host header", hostileRequest{raw: "GET /api/v1/applications HTTP/1.1\r\n\r\n"}, http.StatusBadRequest),
-		Entry("a header name with a space", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\nBad Header: x\r\n\r\n"},
+		entry("not HTTP at all", hostileRequest{raw: "HELLO\r\n\r\n"}, http.StatusBadRequest),
+		entry("a malformed protocol version", hostileRequest{raw: "GET /healthz HTTP/1.1x\r\nHost: HOST\r\n\r\n"}, http.StatusBadRequest),
+		entry("no Host header", hostileRequest{raw: "GET /api/v1/applications HTTP/1.1\r\n\r\n"}, http.StatusBadRequest),
+		entry("a header name with a space", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\nBad Header: x\r\n\r\n"},
 			http.StatusBadRequest),
-		Entry("a NUL byte in a header value", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Name: a\x00b\r\n\r\n"},
+		entry("a NUL byte in a header value", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Name: a\x00b\r\n\r\n"},
 			http.StatusBadRequest),
-		Entry("a 1 MiB header", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Big: " + strings.Repeat("a", 1<<20) + "\r\n\r\n"},
+		entry("a 1 MiB header", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\nX-Big: " + strings.Repeat("a", 1<<20) + "\r\n\r\n"},
 			http.StatusRequestHeaderFieldsTooLarge),
-		Entry("5,000 headers", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\n" +
+		entry("5,000 headers", hostileRequest{raw: "GET /healthz HTTP/1.1\r\nHost: HOST\r\n" +
 			strings.Repeat("X-Many: aaaaaaaaaaaaaaaa\r\n", 5000) + "\r\n"}, http.StatusRequestHeaderFieldsTooLarge),
-		Entry("two different Content-Lengths", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
+		entry("two different Content-Lengths", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
 			"Content-Type: application/json\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\n{\"a\":"}, http.StatusBadRequest),
-		Entry("a negative Content-Length", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
+		entry("a negative Content-Length", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
 			"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n"}, http.StatusBadRequest),
 		// RFC 9112: Transfer-Encoding wins over Content-Length; the chunked body here is empty.
-		Entry("Content-Length and chunked together (a smuggling attempt)", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\n" +
+		entry("Content-Length and chunked together (a smuggling attempt)", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\n" +
 			"Host: HOST\r\nContent-Type: application/json\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
 			http.StatusBadRequest),
-		Entry("a malformed chunk size", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
+		entry("a malformed chunk size", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
 			"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n"}, http.StatusBadRequest),
-		Entry("slowloris: headers one byte per 100 ms", hostileRequest{raw: "GET /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
+		entry("slowloris: headers one byte per 100 ms", hostileRequest{raw: "GET /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
 			"User-Agent: " + strings.Repeat("s", 200) + "\r\n\r\n", byteDelay: 100 * time.Millisecond}, closedByTimeout),
-		Entry("an unknown method", hostileRequest{raw: "BREW /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n\r\n"},
+		entry("an unknown method", hostileRequest{raw: "BREW /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n\r\n"},
 			http.StatusMethodNotAllowed),
-		Entry("an absolute URI towards another host", getPath("http://169.254.169.254/latest/meta-data"), http.StatusNotFound),
+		entry("an absolute URI towards another host", getPath("http://169.254.169.254/latest/meta-data"), http.StatusNotFound),
 
 		// The body of a create.
-		Entry("malformed JSON", post(`{"first_name": "Ada", `), http.StatusBadRequest),
-		Entry("JSON nested 32,000 deep (within the size limit)", post(deeplyNested(32000)), http.StatusBadRequest),
-		Entry("JSON nested 100,000 deep", post(deeplyNested(100000)), http.StatusRequestEntityTooLarge),
-		Entry("a duplicate key", post(`{"first_name":"a","first_name":"b","last_name":"c"}`), http.StatusBadRequest),
-		Entry("a number beyond float64: 1e999", post(`{"first_name":1e999,"last_name":"Lovelace"}`), http.StatusBadRequest),
-		Entry("a 30-digit integer", post(`{"first_name":123456789012345678901234567890,"last_name":"Lovelace"}`), http.StatusBadRequest),
-		Entry("NaN, which JSON does not have", post(`{"first_name":NaN,"last_name":"Lovelace"}`), http.StatusBadRequest),
-		Entry("an object for a name", post(`{"first_name":{"first_name":"Ada"},"last_name":"Lovelace"}`), http.StatusBadRequest),
-		Entry("an escaped NUL in a name", post(`{"first_name":"Ada\u0000","last_name":"Lovelace"}`), http.StatusUnprocessableEntity),
-		Entry("a raw control byte in a string", post("{\"first_name\":\"Ada\x01\",\"last_name\":\"Lovelace\"}"), http.StatusBadRequest),
-		Entry("an escape character (ESC) in a name", post(`{"first_name":"Ada\u001b[31m","last_name":"Lovelace"}`),
+		entry("malformed JSON", post(`{"first_name": "Ada", `), http.StatusBadRequest),
+		entry("JSON nested 32,000 deep (within the size limit)", post(deeplyNested(32000)), http.StatusBadRequest),
+		entry("JSON nested 100,000 deep", post(deeplyNested(100000)), http.StatusRequestEntityTooLarge),
+		entry("a duplicate key", post(`{"first_name":"a","first_name":"b","last_name":"c"}`), http.StatusBadRequest),
+		entry("a number beyond float64: 1e999", post(`{"first_name":1e999,"last_name":"Lovelace"}`), http.StatusBadRequest),
+		entry("a 30-digit integer", post(`{"first_name":123456789012345678901234567890,"last_name":"Lovelace"}`), http.StatusBadRequest),
+		entry("NaN, which JSON does not have", post(`{"first_name":NaN,"last_name":"Lovelace"}`), http.StatusBadRequest),
+		entry("an object for a name", post(`{"first_name":{"first_name":"Ada"},"last_name":"Lovelace"}`), http.StatusBadRequest),
+		entry("an escaped NUL in a name", post(`{"first_name":"Ada\u0000","last_name":"Lovelace"}`), http.StatusUnprocessableEntity),
+		entry("a raw control byte in a string", post("{\"first_name\":\"Ada\x01\",\"last_name\":\"Lovelace\"}"), http.StatusBadRequest),
+		entry("an escape character (ESC) in a name", post(`{"first_name":"Ada\u001b[31m","last_name":"Lovelace"}`),
 			http.StatusUnprocessableEntity),
-		Entry("a right-to-left override in a name", post(`{"first_name":"Ada","last_name":"\u202eecalevoL"}`),
+		entry("a right-to-left override in a name", post(`{"first_name":"Ada","last_name":"\u202eecalevoL"}`),
 			http.StatusUnprocessableEntity),
-		Entry("a C1 control character in a name", post(`{"first_name":"Ada\u0085","last_name":"Lovelace"}`), http.StatusUnprocessableEntity),
-		Entry("overlong UTF-8 (0xC0 0xAF for '/')", post("{\"first_name\":\"Ada\xc0\xaf\",\"last_name\":\"Lovelace\"}"), anyClientError),
-		Entry("a byte that is never UTF-8 (0xFF)", post("{\"first_name\":\"Ada\xff\",\"last_name\":\"Lovelace\"}"), anyClientError),
-		Entry("a lone UTF-16 surrogate", post(`{"first_name":"Ada\ud800","last_name":"Lovelace"}`), anyClientError),
-		Entry("a byte-order mark before the JSON", post("\xef\xbb\xbf{\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}"),
+		entry("a C1 control character in a name", post(`{"first_name":"Ada\u0085","last_name":"Lovelace"}`), http.StatusUnprocessableEntity),
+		entry("overlong UTF-8 (0xC0 0xAF for '/')", post("{\"first_name\":\"Ada\xc0\xaf\",\"last_name\":\"Lovelace\"}"), anyClientError),
+		entry("a byte that is never UTF-8 (0xFF)", post("{\"first_name\":\"Ada\xff\",\"last_name\":\"Lovelace\"}"), anyClientError),
+		entry("a lone UTF-16 surrogate", post(`{"first_name":"Ada\ud800","last_name":"Lovelace"}`), anyClientError),
+		entry("a byte-order mark before the JSON", post("\xef\xbb\xbf{\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}"),
 			http.StatusBadRequest),
-		Entry("UTF-16 instead of UTF-8", post("{\x00\"\x00f\x00\"\x00:\x00\"\x00A\x00\"\x00}\x00"), http.StatusBadRequest),
-		Entry("101 characters made of combining accents", post(`{"first_name":"`+strings.Repeat("e\u0301", 51)+`","last_name":"L"}`),
+		entry("UTF-16 instead of UTF-8", post("{\x00\"\x00f\x00\"\x00:\x00\"\x00A\x00\"\x00}\x00"), http.StatusBadRequest),
+		entry("101 characters made of combining accents", post(`{"first_name":"`+strings.Repeat("e\u0301", 51)+`","last_name":"L"}`),
 			http.StatusUnprocessableEntity),
-		Entry("a 2 MiB body", post(`{"first_name":"`+strings.Repeat("a", 2<<20)+`","last_name":"L"}`), http.StatusRequestEntityTooLarge),
-		Entry("JSON sent as text/plain", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
+		entry("a 2 MiB body", post(`{"first_name":"`+strings.Repeat("a", 2<<20)+`","last_name":"L"}`), http.StatusRequestEntityTooLarge),
+		entry("JSON sent as text/plain", hostileRequest{raw: "POST /api/v1/applications HTTP/1.1\r\nHost: HOST\r\n" +
 			"Content-Type: text/plain\r\nContent-Length: LEN\r\n\r\nBODY", body: `{"first_name":"Ada","last_name":"Lovelace"}`},
 			http.StatusUnsupportedMediaType),
-		Entry("a body slower than the read timeout", slowBody(), anyClientError),
+		entry("a body slower than the read timeout", slowBody(), anyClientError),
 
 		// Ids and query values.
-		Entry("path traversal in an id, escaped", getPath("/api/v1/applications/..%2F..%2Fsecrets"), anyClientError),
-		Entry("path traversal in an id, raw", getPath("/api/v1/applications/../../../etc/passwd"), http.StatusNotFound),
-		Entry("a NUL in an id", getPath("/api/v1/applications/app%00"), http.StatusBadRequest),
-		Entry("an id of 300 characters", getPath("/api/v1/applications/"+strings.Repeat("a", 300)), http.StatusBadRequest),
-		Entry("an id in capitals", getPath("/api/v1/applications/ADA"), http.StatusBadRequest),
-		Entry("a negative limit", getPath("/api/v1/applications?limit=-1"), http.StatusBadRequest),
-		Entry("a limit beyond int64", getPath("/api/v1/applications?limit=99999999999999999999999"), http.StatusBadRequest),
-		Entry("a limit that is no number", getPath("/api/v1/applications?limit=ten"), http.StatusBadRequest),
-		Entry("an injection in the status filter", getPath("/api/v1/applications?status=approved%27%20OR%201%3D1"), http.StatusBadRequest),
-		Entry("a continue token that is no token", getPath("/api/v1/applications?continue=%FF%FE"), http.StatusBadRequest),
-		Entry("a continue token that decodes to a path", getPath("/api/v1/applications?continue="+
+		entry("path traversal in an id, escaped", getPath("/api/v1/applications/..%2F..%2Fsecrets"), anyClientError),
+		entry("path traversal in an id, raw", getPath("/api/v1/applications/../../../etc/passwd"), http.StatusNotFound),
+		entry("a NUL in an id", getPath("/api/v1/applications/app%00"), http.StatusBadRequest),
+		entry("an id of 300 characters", getPath("/api/v1/applications/"+strings.Repeat("a", 300)), http.StatusBadRequest),
+		entry("an id in capitals", getPath("/api/v1/applications/ADA"), http.StatusBadRequest),
+		entry("a negative limit", getPath("/api/v1/applications?limit=-1"), http.StatusBadRequest),
+		entry("a limit beyond int64", getPath("/api/v1/applications?limit=99999999999999999999999"), http.StatusBadRequest),
+		entry("a limit that is no number", getPath("/api/v1/applications?limit=ten"), http.StatusBadRequest),
+		entry("an injection in the status filter", getPath("/api/v1/applications?status=approved%27%20OR%201%3D1"), http.StatusBadRequest),
+		entry("a continue token that is no token", getPath("/api/v1/applications?continue=%FF%FE"), http.StatusBadRequest),
+		entry("a continue token that decodes to a path", getPath("/api/v1/applications?continue="+
 			base64.RawURLEncoding.EncodeToString([]byte("../../etc/passwd"))), http.StatusBadRequest),
 	)
 }

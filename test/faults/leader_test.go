@@ -21,15 +21,20 @@ import (
 const leaseName = "loan-operator.loans.lendo.se"
 
 // retryPeriod is client-go's (and controller-runtime's default) wait between two attempts of a
-// standby to take the Lease, stretched by up to 1.2 for jitter. A standby notices that the
-// leader stopped renewing only at its next attempt after the lease duration has passed since it
-// last saw the Lease change, so the takeover after a SIGKILL takes at most the lease duration
-// plus two retry periods; loadedMachine is the room left for a busy 2-core machine (the API
-// server's answers and the processes' scheduling).
+// standby to take the Lease; jitter stretches each wait by up to retryJitter. A standby takes
+// the Lease only once the lease duration has passed since it last saw the Lease change, and the
+// leader's last renewal was at most one stretched retry period before the kill, so a standby
+// that respects the Lease cannot lead sooner than the lease duration minus that period after
+// the kill. When it leads is a measured figure of the summary (takeover after the kill), not a
+// bound: beyond the lease duration and two stretched retry periods, the time depends on how
+// fast a loaded machine answers, and the test only stops waiting after one more lease duration.
 const (
-	retryPeriod   = 2400 * time.Millisecond
-	loadedMachine = 2 * time.Second
+	retryPeriod = 2 * time.Second
+	retryJitter = 1.2
 )
+
+// stretchedRetry is the longest wait between two attempts of a standby.
+var stretchedRetry = time.Duration(retryJitter * float64(retryPeriod))
 
 var _ = Describe("Two controller replicas with leader election", Ordered, func() {
 	var (
@@ -40,24 +45,18 @@ var _ = Describe("Two controller replicas with leader election", Ordered, func()
 	BeforeAll(func(ctx SpecContext) {
 		stack = startStack(ctx, "replicas", func(o *devenv.Options) { o.ControllerReplicas = 2 })
 		bank = bankAdmin{url: stack.BankURL}
-	})
+	}, NodeTimeout(stackStartTimeout))
 
-	It("hands over to the standby within the lease duration when the leader is killed, submitting nothing twice", func(ctx SpecContext) {
+	It("hands over to the standby once the lease runs out when the leader is killed, submitting nothing twice", func(ctx SpecContext) {
+		test := faultTest(testLeaderHandover)
 		before := namesIn(ctx, stack)
-		start := time.Now()
 		var leader int
 		Eventually(func(g Gomega) {
 			leader = leaderIndex(ctx, g, stack)
 		}).WithContext(ctx).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
 		standby := 1 - leader
 
-		load := make(chan *created, 1)
-		go func() {
-			defer GinkgoRecover()
-			c, err := createApplications(ctx, stack, "handover", applicationsPerTest, 50*time.Millisecond)
-			Expect(err).NotTo(HaveOccurred())
-			load <- c
-		}()
+		load := sendInBackground(ctx, stack, "handover", 50*time.Millisecond)
 		time.Sleep(3 * time.Second)
 
 		held := readLease(ctx, stack)
@@ -68,7 +67,7 @@ var _ = Describe("Two controller replicas with leader election", Ordered, func()
 		leaseDuration := time.Duration(*held.Spec.LeaseDurationSeconds) * time.Second
 		Eventually(func(g Gomega) {
 			g.Expect(leaderIndex(ctx, g, stack)).To(Equal(standby))
-		}).WithContext(ctx).WithTimeout(leaseDuration + 2*retryPeriod + 10*time.Second).WithPolling(100 * time.Millisecond).
+		}).WithContext(ctx).WithTimeout(2*leaseDuration + 2*stretchedRetry).WithPolling(100 * time.Millisecond).
 			Should(Succeed())
 		takeover := time.Since(killedAt)
 		taken := readLease(ctx, stack)
@@ -76,22 +75,19 @@ var _ = Describe("Two controller replicas with leader election", Ordered, func()
 		By("restarting the killed replica: it is the standby now")
 		Expect(stack.Controllers[leader].Start(ctx)).To(Succeed())
 
-		c := <-load
-		counts := checkInvariant(ctx, stack, bank, before, c.names, nil, finalWithin)
-		summary.add(testOutcome{
-			Test: "leader killed (2 replicas)", invariantCounts: counts, ViaGateway: c.viaGateway, ViaAPI: c.viaAPI,
-			FaultsInjected: 1, Faults: "SIGKILL of the leader replica, then restart", Seconds: time.Since(start).Seconds(),
-			Figures: map[string]string{
-				"takeover after the kill": takeover.Round(10 * time.Millisecond).String(),
-				"lease duration":          leaseDuration.String(),
-				"not final at the kill":   strconv.Itoa(notFinal),
-			},
+		c := await(ctx, load)
+		result := checkInvariant(ctx, stack, bank, before, c.names, nil, finalWithin)
+		summary.checked(test, result, c, 1, "SIGKILL of the leader replica, then restart", map[string]string{
+			"takeover after the kill": takeover.Round(10 * time.Millisecond).String(),
+			"lease duration":          leaseDuration.String(),
+			"not final at the kill":   strconv.Itoa(notFinal),
 		})
+		Expect(result.Problems).To(BeEmpty(), "the invariant does not hold")
 		Expect(notFinal).To(BeNumerically(">", 0), "nothing was in flight at the kill: the test proved nothing")
-		Expect(takeover).To(BeNumerically("<=", leaseDuration+2*retryPeriod+loadedMachine),
-			"the standby took %s to lead; the lease lasts %s", takeover, leaseDuration)
+		Expect(takeover).To(BeNumerically(">=", leaseDuration-stretchedRetry),
+			"the standby led %s after the kill, before the %s lease could have run out", takeover, leaseDuration)
 		Expect(stacktest.UnexpectedExit(stack)).To(Succeed())
-	})
+	}, SpecTimeout(faultTestTimeout))
 })
 
 // leaderIndex is the index of the one replica whose leader_election_master_status is 1; it

@@ -82,7 +82,7 @@ func securitySpecs(sys *system) {
 		Expect(err).To(HaveOccurred())
 		Expect(stderr).To(ContainSubstring(`cannot patch resource "loanapplications/status"`))
 		Expect(phaseAndLabel(ctx, sys.stack, name)).To(Equal(decided))
-	})
+	}, SpecTimeout(shortSpecTimeout))
 
 	It("refuses missing and wrong gateway tokens with 401, and never writes a token to the log", func(ctx SpecContext) {
 		token := randomToken()
@@ -130,7 +130,7 @@ func securitySpecs(sys *system) {
 		Expect(string(logged)).To(ContainSubstring("serving"), "the log is empty: the check below would prove nothing")
 		Expect(string(logged)).NotTo(ContainSubstring(token), "the token is in the gateway's log")
 		Expect(string(logged)).NotTo(ContainSubstring(wrong), "a presented token is in the gateway's log")
-	})
+	}, SpecTimeout(shortSpecTimeout))
 
 	It("serves the controller's metrics only to an authenticated caller allowed to read them", func(ctx SpecContext) {
 		const ns = "faults-metrics"
@@ -151,7 +151,7 @@ func securitySpecs(sys *system) {
 		Expect(err).NotTo(HaveOccurred(), stderr)
 		Expect(strings.Count(rendered, "--metrics-bind-address=:8443")).To(Equal(2), "the controller's and the gateway's")
 		Expect(rendered).NotTo(ContainSubstring("--metrics-secure=false"))
-	})
+	}, SpecTimeout(shortSpecTimeout))
 
 	It("serves the gateway's metrics only to an authenticated caller allowed to read them, and no longer on its API port",
 		func(ctx SpecContext) {
@@ -169,7 +169,7 @@ func securitySpecs(sys *system) {
 			Expect(code).To(Equal(http.StatusNotFound), "the API port, open to every client, serves no metrics: %s", body)
 			// The readiness checks above are counted, under the metric's usual name.
 			callers.expectOnlyReadersServed(ctx, metricsAddr, `loan_gateway_requests_total{code="200",method="GET",route="/readyz"}`)
-		})
+		}, SpecTimeout(shortSpecTimeout))
 }
 
 // metricsCallers are the ServiceAccount tokens a metrics endpoint is tried with: a stranger
@@ -258,7 +258,7 @@ func bindClusterRole(ctx context.Context, stack *devenv.Stack, name, role string
 		Subjects:   []rbacv1.Subject{subject},
 	}
 	Expect(stack.Client.Create(ctx, binding)).To(Succeed())
-	DeferCleanup(func(ctx SpecContext) { Expect(stack.Client.Delete(ctx, binding)).To(Succeed()) })
+	DeferCleanup(func(ctx SpecContext) { Expect(stack.Client.Delete(ctx, binding)).To(Succeed()) }, NodeTimeout(setUpTimeout))
 }
 
 // createToken issues a token of a ServiceAccount (kubectl create token, the TokenRequest API).

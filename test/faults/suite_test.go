@@ -5,15 +5,17 @@
 // who try to forge a decision. Every process is a built binary started by internal/devenv on
 // loopback; every load loop is bounded in count and time.
 //
-// Each fault test ends with the same check (checkInvariant) and records its counts; the suite
-// prints them in one summary at the end and writes them to bin/faults/last-run.json, the figures
-// docs/reliability.md cites.
+// Each fault test ends with the same check (checkInvariant, on test/invariant) and records its
+// counts before asserting on them; every spec's outcome is recorded too, so that the summary the
+// suite prints at the end and writes to bin/faults/last-run.json (the figures
+// docs/reliability.md cites) shows a failed or missing test as such.
 package faults_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -29,10 +31,25 @@ var (
 	summary = &runSummary{}
 )
 
+// Every node of the suite has a timeout, so that a failure that would hang (a wait that never
+// ends) fails its spec and lets the next ones run. A fault test sends its applications for about
+// ten seconds and waits at most finalWithin for them to be final.
+const (
+	faultTestTimeout  = 6 * time.Minute
+	shortSpecTimeout  = 3 * time.Minute
+	stackStartTimeout = 3 * time.Minute
+	setUpTimeout      = 2 * time.Minute
+)
+
 func TestFaults(t *testing.T) {
 	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(testenv.EventuallyTimeout)
+	SetDefaultEventuallyPollingInterval(testenv.EventuallyPolling)
 	RunSpecs(t, "Faults Suite")
 }
+
+// Each spec's outcome closes its line of the summary, whatever it was.
+var _ = ReportAfterEach(func(report SpecReport) { summary.finish(report) })
 
 var _ = BeforeSuite(func() {
 	var err error
@@ -45,5 +62,5 @@ var _ = BeforeSuite(func() {
 var _ = AfterSuite(func() {
 	// From testenv, not programs: a failed BeforeSuite leaves programs empty, and the report
 	// belongs in the repository's bin/ even then.
-	summary.report(filepath.Join(testenv.RepoRoot(), "bin", "faults", "last-run.json"))
+	Expect(summary.report(os.Stdout, filepath.Join(testenv.RepoRoot(), "bin", "faults", "last-run.json"))).To(Succeed())
 })

@@ -2,13 +2,13 @@ package faults_test
 
 import (
 	"context"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	"github.com/lendo/loan-operator/internal/banksim"
 	"github.com/lendo/loan-operator/internal/devenv"
+	"github.com/lendo/loan-operator/test/invariant"
 	"github.com/lendo/loan-operator/test/stacktest"
 )
 
@@ -19,19 +19,23 @@ type system struct {
 	stack  *devenv.Stack
 	bank   bankAdmin
 	before []string
-	start  time.Time
 }
 
-// record checks the invariant for the applications of c and adds the test's line to the summary.
+// record checks the invariant for the applications of c, records the result and the test's
+// figures in the summary, pass or fail, and then asserts that the check passed.
 func (sys *system) record(ctx context.Context, test string, c *created, earlier []banksim.Stats, faults int, what string,
-	figures map[string]string) invariantCounts {
+	figures map[string]string) invariant.Result {
 	GinkgoHelper()
-	counts := checkInvariant(ctx, sys.stack, sys.bank, sys.before, c.names, earlier, finalWithin)
-	summary.add(testOutcome{
-		Test: test, invariantCounts: counts, ViaGateway: c.viaGateway, ViaAPI: c.viaAPI,
-		FaultsInjected: faults, Faults: what, Figures: figures, Seconds: time.Since(sys.start).Seconds(),
-	})
-	return counts
+	result := checkInvariant(ctx, sys.stack, sys.bank, sys.before, c.names, earlier, finalWithin)
+	summary.checked(test, result, c, faults, what, figures)
+	Expect(result.Problems).To(BeEmpty(), "the invariant does not hold")
+	return result
+}
+
+// faultTest begins the summary's line of a fault test, for the spec running now.
+func faultTest(test string) string {
+	summary.begin(test, CurrentSpecReport().FullText())
+	return test
 }
 
 var _ = Describe("One running system", Ordered, ContinueOnFailure, func() {
@@ -40,20 +44,19 @@ var _ = Describe("One running system", Ordered, ContinueOnFailure, func() {
 	BeforeAll(func(ctx SpecContext) {
 		sys.stack = startStack(ctx, "system", nil)
 		sys.bank = bankAdmin{url: sys.stack.BankURL}
-	})
+	}, NodeTimeout(stackStartTimeout))
 
 	BeforeEach(func(ctx SpecContext) {
 		ensureRunning(ctx, sys.stack)
 		sys.bank.setFaults(ctx, banksim.Faults{})
 		sys.bank.reset(ctx)
 		sys.before = namesIn(ctx, sys.stack)
-		sys.start = time.Now()
 		DeferCleanup(func(ctx SpecContext) {
 			Expect(stacktest.UnexpectedExit(sys.stack)).To(Succeed())
 			ensureRunning(ctx, sys.stack)
 			sys.bank.setFaults(ctx, banksim.Faults{})
-		})
-	})
+		}, NodeTimeout(setUpTimeout))
+	}, NodeTimeout(setUpTimeout))
 
 	Describe("under faults", func() { faultSpecs(sys) })
 	Describe("under load", func() { loadSpecs(sys) })

@@ -64,6 +64,8 @@ var _ = Describe("The kustomize packages", func() {
 		})
 
 		It("runs every pod as non-root, read-only, without capabilities, with resources and probes", func() {
+			// A loop over no Deployment would check nothing: the three must be there.
+			Expect(deploymentNames(r)).To(ConsistOf("loan-operator-controller-manager", "loan-operator-gateway", "loan-operator-bank-sim"))
 			for _, obj := range r.ofKind("Deployment") {
 				deployment := typed[appsv1.Deployment](obj)
 				expectHardened(deployment)
@@ -324,6 +326,16 @@ func envValue(c corev1.Container, name string) string {
 		}
 	}
 	return ""
+}
+
+// deploymentNames names the rendered Deployments.
+func deploymentNames(r *rendered) []string {
+	deployments := r.ofKind("Deployment")
+	names := make([]string, 0, len(deployments))
+	for _, obj := range deployments {
+		names = append(names, obj.GetName())
+	}
+	return names
 }
 
 // selectedDeployments names the rendered Deployments whose pods the label selector matches.

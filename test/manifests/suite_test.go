@@ -34,6 +34,8 @@ var (
 
 func TestManifests(t *testing.T) {
 	RegisterFailHandler(Fail)
+	SetDefaultEventuallyTimeout(testenv.EventuallyTimeout)
+	SetDefaultEventuallyPollingInterval(testenv.EventuallyPolling)
 	RunSpecs(t, "Manifests Suite")
 }
 

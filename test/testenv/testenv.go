@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -21,6 +22,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+)
+
+// The suites' defaults for Gomega's Eventually, set in each suite's Test function
+// (SetDefaultEventuallyTimeout, SetDefaultEventuallyPollingInterval). Gomega's own 1 s fits
+// an idle machine; on a loaded 2-core one, a cache sync or a watch event can take longer, and
+// a spec that waits past 1 s fails by accident. A wait that is part of what a spec tests sets
+// its own timeout.
+const (
+	EventuallyTimeout = 20 * time.Second
+	EventuallyPolling = 50 * time.Millisecond
 )
 
 // Env is a running test control plane.
