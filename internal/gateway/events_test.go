@@ -36,7 +36,7 @@ var _ = Describe("The event stream", func() {
 	}
 
 	It("sends one event per creation, submission and decision, carrying the application", func(ctx context.Context) {
-		events, _ := gw.openStream(ctx, "")
+		events := gw.openStream(ctx, "")
 		id := gw.postJSON(`{"first_name": "Stream", "last_name": "Er"}`).application().ID
 		ev := nextEvent(events)
 		Expect(ev.event).To(Equal(changeCreated))
@@ -57,7 +57,7 @@ var _ = Describe("The event stream", func() {
 	})
 
 	It("selects by status", func(ctx context.Context) {
-		events, _ := gw.openStream(ctx, "?status=rejected")
+		events := gw.openStream(ctx, "?status=rejected")
 		approved := gw.postJSON(`{"first_name": "A", "last_name": "Pproved"}`).application().ID
 		rejected := gw.postJSON(`{"first_name": "R", "last_name": "Ejected"}`).application().ID
 		Eventually(func() error { _, err := gw.store.fromCache(ctx, rejected); return err }).Should(Succeed())
@@ -70,19 +70,19 @@ var _ = Describe("The event stream", func() {
 
 	It("resumes after Last-Event-ID with every change since, and only those", func(ctx context.Context) {
 		streamCtx, closeStream := context.WithCancel(ctx)
-		events, _ := gw.openStream(streamCtx, "")
+		events := gw.openStream(streamCtx, "")
 		first := gw.postJSON(`{"first_name": "One", "last_name": "Before"}`).application().ID
 		ev := nextEvent(events)
 		Expect(applicationOf(ev).ID).To(Equal(first))
 		closeStream()
 
-		var missed []string
+		missed := make([]string, 0, 3)
 		for i := range 3 {
 			missed = append(missed, gw.postJSON(fmt.Sprintf(`{"first_name": "Missed%d", "last_name": "While"}`, i)).application().ID)
 		}
 		Eventually(gw.feed.latest).Should(BeEquivalentTo(4))
-		resumed, _ := gw.openStream(ctx, "", "Last-Event-ID", ev.id)
-		var got []string
+		resumed := gw.openStream(ctx, "", "Last-Event-ID", ev.id)
+		got := make([]string, 0, 3)
 		for range 3 {
 			got = append(got, applicationOf(nextEvent(resumed)).ID)
 		}
@@ -91,7 +91,7 @@ var _ = Describe("The event stream", func() {
 
 	It("says reset, and ends, when Last-Event-ID is older than the window or not its own", func(ctx context.Context) {
 		streamCtx, closeStream := context.WithCancel(ctx)
-		events, _ := gw.openStream(streamCtx, "")
+		events := gw.openStream(streamCtx, "")
 		gw.postJSON(`{"first_name": "Too", "last_name": "Old"}`)
 		old := nextEvent(events)
 		closeStream()
@@ -110,7 +110,7 @@ var _ = Describe("The event stream", func() {
 	})
 
 	It("sends a heartbeat comment when idle", func(ctx context.Context) {
-		events, _ := gw.openStream(ctx, "")
+		events := gw.openStream(ctx, "")
 		Eventually(events).WithTimeout(2 * time.Second).Should(Receive(Satisfy(func(ev sseEvent) bool { return ev.comment == "heartbeat" })))
 	})
 

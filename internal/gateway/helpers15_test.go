@@ -116,7 +116,7 @@ type sseEvent struct {
 // openStream opens an event stream with a plain client (the conformance transport reads a body
 // whole, which a stream never ends) and checks its answer's status and media type as the
 // document states them. Its events arrive on the channel, which closes when the stream ends.
-func (g *testGateway) openStream(ctx context.Context, query string, headers ...string) (<-chan sseEvent, *http.Response) {
+func (g *testGateway) openStream(ctx context.Context, query string, headers ...string) <-chan sseEvent {
 	GinkgoHelper()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.url+applicationsPath+"/events"+query, nil)
 	Expect(err).NotTo(HaveOccurred())
@@ -129,7 +129,7 @@ func (g *testGateway) openStream(ctx context.Context, query string, headers ...s
 	Expect(resp.Header.Get("Content-Type")).To(Equal("text/event-stream"))
 	events := make(chan sseEvent, 1000)
 	go readEvents(resp, events)
-	return events, resp
+	return events
 }
 
 // readEvents parses the stream into events until it ends.
