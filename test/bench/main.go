@@ -78,6 +78,7 @@ type settings struct {
 	unsafeNoFsync bool
 	verbose       bool
 	perfDir       string
+	only          string
 }
 
 func parseSettings(args []string) (settings, error) {
@@ -92,6 +93,7 @@ func parseSettings(args []string) (settings, error) {
 	fs.BoolVar(&s.verbose, "v", false, "Print the stack's start and stop steps.")
 	fs.StringVar(&s.perfDir, "perf-dir", "",
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
+	fs.StringVar(&s.only, "only", "", `Run only the scenario of this name (for example "6 waiters and streams").`)
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -181,7 +183,7 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 	if err := preparePerfDir(s.perfDir); err != nil {
 		return nil, err
 	}
-	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir, outDir: s.outDir}
+	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir, outDir: s.outDir, only: s.only}
 	pprofArgs, pprofURL, err := controllerPprof()
 	if err != nil {
 		return nil, err
