@@ -78,8 +78,15 @@ test-e2e: manifests generate fmt vet setup-envtest build ## Run the end-to-end, 
 	hack/fuzz.sh
 
 .PHONY: lint
-lint: golangci-lint ## Run golangci-lint.
+lint: golangci-lint lint-openapi ## Run golangci-lint and the OpenAPI linter.
 	$(GOLANGCI_LINT) run
+
+# Spectral is a linter of its own, not the library the tests validate answers with: the REST
+# contract must pass its recommended rules (spectral:oas, .spectral.yaml) without an error or a
+# warning.
+.PHONY: lint-openapi
+lint-openapi: spectral ## Lint the gateway's OpenAPI document with Spectral's recommended rules.
+	$(SPECTRAL) lint --ruleset .spectral.yaml --fail-severity=warn internal/gateway/openapi.yaml
 
 .PHONY: lint-fix
 lint-fix: golangci-lint ## Run golangci-lint and fix what it can.
@@ -179,11 +186,13 @@ KUSTOMIZE ?= $(KUBECTL) kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 ENVTEST ?= $(LOCALBIN)/setup-envtest
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
+SPECTRAL ?= $(LOCALBIN)/spectral
 
 ## Tool Versions
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 ENVTEST_VERSION ?= v0.25.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
+SPECTRAL_VERSION ?= 6.16.3
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
@@ -199,6 +208,18 @@ $(ENVTEST): $(LOCALBIN)
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# Spectral comes from the npm registry (it is written for Node.js), pinned, into a folder of its
+# version under bin/, with bin/spectral linking to its command.
+.PHONY: spectral
+spectral: $(SPECTRAL) ## Install the Spectral OpenAPI linter locally if necessary.
+$(SPECTRAL): $(LOCALBIN)
+	@[ -x "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral" ] || { \
+		echo "Installing @stoplight/spectral-cli@$(SPECTRAL_VERSION)"; \
+		npm install --prefix "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)" --no-save --no-audit --no-fund --loglevel=error \
+			@stoplight/spectral-cli@$(SPECTRAL_VERSION); \
+	}
+	ln -sf "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral" $(SPECTRAL)
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary

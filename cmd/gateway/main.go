@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -52,6 +51,12 @@ type flags struct {
 	kubeAPIBurst   int
 	metricsAddr    string
 	secureMetrics  bool
+	// Load shedding: above these bounds the gateway answers 429 or 503 with Retry-After.
+	maxInflightCreates    int
+	fallbackGetsPerSecond int
+	maxWaiters            int
+	maxWait               time.Duration
+	maxStreams            int
 }
 
 // parseFlags reads the program's flags from args into fs (flag.CommandLine in main, where
@@ -62,7 +67,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 		"Address of the REST API, /healthz, /readyz, /openapi.json, /docs and, without --metrics-bind-address, /metrics (:8080 in a cluster).")
 	fs.StringVar(&f.namespace, "namespace", "default", "Namespace where the gateway creates LoanApplications and which it reads.")
 	fs.StringVar(&f.authTokenFile, "auth-token-file", "",
-		"File holding a bearer token that every /api/ request must carry (default: no authentication).")
+		"File holding a bearer token that every /api/ request must carry, read again when it changes (default: no authentication).")
 	fs.DurationVar(&f.requestTimeout, "request-timeout", gateway.DefaultRequestTimeout,
 		"Longest wait for the Kubernetes API server in one request; past it the client gets a 503.")
 	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 5000, "Most requests per second to the Kubernetes API (-1: unlimited).")
@@ -73,6 +78,15 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"With --metrics-bind-address: serve /metrics over HTTPS to callers allowed to GET /metrics (authentication and "+
 			"authorization by the Kubernetes API). Use --metrics-secure=false for plain HTTP.")
+	fs.IntVar(&f.maxInflightCreates, "max-inflight-creates", gateway.DefaultMaxInflightCreates,
+		"Most creates in flight to the Kubernetes API at once; above it POST answers 429 with Retry-After, never a queue.")
+	fs.IntVar(&f.fallbackGetsPerSecond, "max-uncached-gets-per-second", gateway.DefaultFallbackGetsPerSecond,
+		"Most GETs per second of ids the cache does not hold that go on to the Kubernetes API (one per id at a time); above it, 503.")
+	fs.IntVar(&f.maxWaiters, "max-waiters", gateway.DefaultMaxWaiters,
+		"Most GETs waiting for a decision (?wait=, Prefer: wait) at once; above it they answer 503 with Retry-After.")
+	fs.DurationVar(&f.maxWait, "max-wait", gateway.DefaultMaxWait, "Longest wait of one GET for a decision; a longer wait is cut to it.")
+	fs.IntVar(&f.maxStreams, "max-streams", gateway.DefaultMaxStreams,
+		"Most open event streams (GET /api/v1/applications/events); above it they answer 503 with Retry-After.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -98,19 +112,21 @@ func main() {
 }
 
 func run(f flags) error {
-	token, err := readToken(f.authTokenFile)
-	if err != nil {
-		return err
-	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("loading the Kubernetes client configuration: %w", err)
 	}
 	gw, err := gateway.New(restConfig(cfg, f), gateway.Options{
-		Namespace:      f.namespace,
-		AuthToken:      token,
-		RequestTimeout: f.requestTimeout,
-		Log:            ctrl.Log.WithName("gateway"),
+		Namespace: f.namespace,
+		// Read again whenever it changes: a rotated token needs no restart.
+		AuthTokenFile:         f.authTokenFile,
+		RequestTimeout:        f.requestTimeout,
+		MaxInflightCreates:    f.maxInflightCreates,
+		FallbackGetsPerSecond: f.fallbackGetsPerSecond,
+		MaxWaiters:            f.maxWaiters,
+		MaxWait:               f.maxWait,
+		MaxStreams:            f.maxStreams,
+		Log:                   ctrl.Log.WithName("gateway"),
 		// One gateway per process: its metrics go to controller-runtime's registry, the one
 		// controller-runtime's metrics server serves.
 		MetricsRegistry:        ctrlmetrics.Registry,
@@ -133,7 +149,7 @@ func run(f flags) error {
 	srv := gateway.NewHTTPServer(f.addr, gw.Handler())
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.ListenAndServe() }()
-	setupLog.Info("serving", "addr", f.addr, "namespace", f.namespace, "auth", token != "")
+	setupLog.Info("serving", "addr", f.addr, "namespace", f.namespace, "auth", f.authTokenFile != "")
 
 	select {
 	case err := <-serveDone:
@@ -181,21 +197,4 @@ func restConfig(cfg *rest.Config, f flags) *rest.Config {
 	cfg.QPS = float32(f.kubeAPIQPS)
 	cfg.Burst = f.kubeAPIBurst
 	return cfg
-}
-
-// readToken reads the bearer token from path ("" means no authentication). The token itself is
-// never logged.
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("reading --auth-token-file: %w", err)
-	}
-	token := strings.TrimSpace(string(raw))
-	if token == "" {
-		return "", fmt.Errorf("--auth-token-file %s is empty", path)
-	}
-	return token, nil
 }

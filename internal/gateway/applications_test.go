@@ -69,11 +69,11 @@ var _ = Describe("Creating an application", func() {
 			Expect(applicationsIn(ctx, gw.namespace)).To(HaveLen(1))
 		})
 
-		It("answers 409 to the same key with a different body, and creates nothing more", func(ctx context.Context) {
+		It("answers 422 to the same key with a different body, and creates nothing more", func(ctx context.Context) {
 			Expect(gw.postJSON(`{"first_name": "Grace", "last_name": "Hopper"}`, idempotencyHeader, "k-409").status).
 				To(Equal(http.StatusCreated))
 			a := gw.postJSON(`{"first_name": "Grace", "last_name": "Brewster"}`, idempotencyHeader, "k-409")
-			Expect(a.status).To(Equal(http.StatusConflict))
+			Expect(a.status).To(Equal(http.StatusUnprocessableEntity))
 			Expect(a.problem().Detail).To(ContainSubstring("Idempotency-Key was already used with a different request body"))
 			stored := applicationsIn(ctx, gw.namespace)
 			Expect(stored).To(HaveLen(1))

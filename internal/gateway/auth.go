@@ -1,19 +1,119 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
 )
 
-// requireBearerToken refuses (401) a request whose Authorization header does not carry token as
-// a bearer token. The comparison is of SHA-256 digests in constant time, so that neither the
-// token's bytes nor its length can be learnt from the time a refusal takes.
-func requireBearerToken(token string) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
+// DefaultTokenReloadInterval is how often the gateway looks whether --auth-token-file changed.
+const DefaultTokenReloadInterval = time.Second
+
+// bearerTokens holds the digest of the token /api/ requests must carry. With a token file it is
+// read again whenever the file changes (a rotated Secret, whose mounted file the kubelet swaps),
+// so that rotating the token needs no restart.
+type bearerTokens struct {
+	digest atomic.Pointer[[sha256.Size]byte]
+	file   string
+	// seen is what the file looked like when last read: its modification time and size.
+	seen fileStamp
+}
+
+type fileStamp struct {
+	modTime time.Time
+	size    int64
+}
+
+// newBearerTokens answers the token holder: the file's token when file is set, else the fixed
+// token; nil when neither is (no authentication).
+func newBearerTokens(token, file string) (*bearerTokens, error) {
+	t := &bearerTokens{file: file}
+	switch {
+	case file != "":
+		if err := t.reload(); err != nil {
+			return nil, err
+		}
+	case token != "":
+		t.set(token)
+	default:
+		return nil, nil
+	}
+	return t, nil
+}
+
+func (t *bearerTokens) set(token string) {
+	sum := sha256.Sum256([]byte(token))
+	t.digest.Store(&sum)
+}
+
+// ReadTokenFile reads a bearer token from path: its content, blanks trimmed, never empty.
+func ReadTokenFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the auth token file: %w", err)
+	}
+	token := strings.TrimSpace(string(raw))
+	if token == "" {
+		return "", fmt.Errorf("the auth token file %s is empty", path)
+	}
+	return token, nil
+}
+
+// reload reads the file again when it changed since the last read. A file that cannot be read
+// or is empty keeps the previous token: a half-written rotation must not open the API.
+func (t *bearerTokens) reload() error {
+	info, err := os.Stat(t.file)
+	if err != nil {
+		return fmt.Errorf("reading the auth token file: %w", err)
+	}
+	stamp := fileStamp{modTime: info.ModTime(), size: info.Size()}
+	if stamp == t.seen && t.digest.Load() != nil {
+		return nil
+	}
+	token, err := ReadTokenFile(t.file)
+	if err != nil {
+		return err
+	}
+	t.set(token)
+	t.seen = stamp
+	return nil
+}
+
+// watch reloads the file every interval until ctx ends.
+func (t *bearerTokens) watch(ctx context.Context, interval time.Duration, log logr.Logger) {
+	if t == nil || t.file == "" {
+		return
+	}
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+			if err := t.reload(); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error(err, "keeping the previous bearer token")
+			}
+		}
+	}
+}
+
+// requireBearerToken refuses (401) a request whose Authorization header does not carry the
+// current token as a bearer token. The comparison is of SHA-256 digests in constant time, so
+// that neither the token's bytes nor its length can be learnt from the time a refusal takes.
+func requireBearerToken(tokens *bearerTokens) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			want := tokens.digest.Load()
 			got, ok := bearerToken(r.Header.Get("Authorization"))
 			sum := sha256.Sum256([]byte(got))
 			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {

@@ -32,6 +32,9 @@ func newConformanceChecker() (*conformanceChecker, error) {
 	if err := doc.Validate(context.Background()); err != nil {
 		return nil, fmt.Errorf("the OpenAPI document is not valid: %w", err)
 	}
+	// The document names the address of `make dev`; the tests' gateways listen on random ports,
+	// and the router would match none of their requests against it.
+	doc.Servers = nil
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
 		return nil, err

@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
@@ -28,7 +26,8 @@ const applicationsPath = "/api/v1/applications"
 
 // createApplication is POST /api/v1/applications: 201 with the new application. With an
 // Idempotency-Key, a retry with the same body answers 200 with the application the first
-// request created, and one with a different body 409.
+// request created (also while that request is still in flight: the retry waits for it), and
+// one with a different body 422. Above MaxInflightCreates creates in flight, 429.
 func (g *Gateway) createApplication(w http.ResponseWriter, r *http.Request) {
 	if p := checkContentType(r.Header.Get("Content-Type")); p != nil {
 		writeProblem(w, p)
@@ -44,28 +43,71 @@ func (g *Gateway) createApplication(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, p)
 		return
 	}
+	app := newApplication(req, key)
+	if key == "" {
+		g.create(w, r, app)
+		return
+	}
+	flight, leads := g.flights.join(app.Name)
+	if !leads {
+		g.followFlight(w, r, app, flight)
+		return
+	}
+	var created *loansv1alpha1.LoanApplication
+	defer func() { g.flights.land(app.Name, flight, created) }()
+	created = g.create(w, r, app)
+}
+
+// followFlight answers a create under a key whose first create is in flight here: from the
+// first one's outcome once it lands, or as a create of its own when the first failed.
+func (g *Gateway) followFlight(w http.ResponseWriter, r *http.Request, app *loansv1alpha1.LoanApplication, flight *keyedFlight) {
+	ctx, cancel := g.apiContext(r)
+	defer cancel()
+	select {
+	case <-flight.done:
+	case <-ctx.Done():
+		writeProblem(w, unavailable("a request with this Idempotency-Key is still in flight; retry in a moment"))
+		return
+	}
+	if flight.created == nil {
+		g.create(w, r, app)
+		return
+	}
+	answerReplay(w, flight.created, app)
+}
+
+// create writes app and answers the client; it answers the application stored for this request
+// (nil when none was).
+func (g *Gateway) create(w http.ResponseWriter, r *http.Request, app *loansv1alpha1.LoanApplication) *loansv1alpha1.LoanApplication {
+	if !g.creates.tryAcquire() {
+		writeProblem(w, tooBusy(http.StatusTooManyRequests, "too many applications are being created at once; retry in a moment"))
+		return nil
+	}
+	defer g.creates.release()
 	ctx, cancel := g.apiContext(r)
 	defer cancel()
 
-	app := newApplication(req, key)
+	keyed := app.Annotations[requestHashAnnotation] != ""
 	err := g.store.create(ctx, app)
-	if err == nil {
-		w.Header().Set("Location", applicationsPath+"/"+app.Name)
-		writeJSON(w, http.StatusCreated, viewOf(app))
-		return
-	}
-	if key != "" && apierrors.IsAlreadyExists(err) {
-		g.replay(ctx, w, r, app)
-		return
-	}
-	if isAmbiguousTimeout(err) {
+	switch {
+	case err == nil:
+		writeCreated(w, app)
+		return app
+	case keyed && apierrors.IsAlreadyExists(err):
+		return g.replay(ctx, w, r, app)
+	case isAmbiguousTimeout(err):
 		if existing, ok := g.createdAnyway(r, app); ok {
-			w.Header().Set("Location", applicationsPath+"/"+existing.Name)
-			writeJSON(w, http.StatusCreated, viewOf(existing))
-			return
+			writeCreated(w, existing)
+			return existing
 		}
 	}
 	g.writeAPIError(w, r, err)
+	return nil
+}
+
+func writeCreated(w http.ResponseWriter, app *loansv1alpha1.LoanApplication) {
+	w.Header().Set("Location", applicationsPath+"/"+app.Name)
+	writeJSON(w, http.StatusCreated, viewOf(app))
 }
 
 // maxSettleTimeout bounds the look that createdAnyway takes after a create timed out.
@@ -88,8 +130,7 @@ func (g *Gateway) createdAnyway(r *http.Request, app *loansv1alpha1.LoanApplicat
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), min(g.opts.RequestTimeout, maxSettleTimeout))
 	defer cancel()
 	existing, err := g.store.get(ctx, app.Name)
-	if err != nil || existing.Annotations[requestHashAnnotation] != app.Annotations[requestHashAnnotation] ||
-		existing.Spec != app.Spec {
+	if err != nil || !sameRequest(existing, app) {
 		return nil, false
 	}
 	return existing, true
@@ -114,37 +155,31 @@ func newApplication(req names, key string) *loansv1alpha1.LoanApplication {
 }
 
 // replay answers a create whose Idempotency-Key was used before: the application the first
-// request created when the bodies match, else 409.
-func (g *Gateway) replay(ctx context.Context, w http.ResponseWriter, r *http.Request, wanted *loansv1alpha1.LoanApplication) {
+// request created when it is what this request asks for, else 422. It answers the application
+// when it was this request's.
+func (g *Gateway) replay(ctx context.Context, w http.ResponseWriter, r *http.Request,
+	wanted *loansv1alpha1.LoanApplication) *loansv1alpha1.LoanApplication {
 	existing, err := g.store.get(ctx, wanted.Name)
 	if err != nil {
 		g.writeAPIError(w, r, err)
-		return
+		return nil
 	}
-	if existing.Annotations[requestHashAnnotation] != wanted.Annotations[requestHashAnnotation] {
-		writeProblem(w, newProblem(http.StatusConflict, "this Idempotency-Key was already used with a different request body; "+
-			"use a new key for a new application"))
-		return
+	if !answerReplay(w, existing, wanted) {
+		return nil
+	}
+	return existing
+}
+
+// answerReplay answers 200 with existing when it is what wanted asks for, else 422; it reports
+// which.
+func answerReplay(w http.ResponseWriter, existing, wanted *loansv1alpha1.LoanApplication) bool {
+	if !sameRequest(existing, wanted) {
+		writeProblem(w, keyReused())
+		return false
 	}
 	w.Header().Set("Location", applicationsPath+"/"+existing.Name)
 	writeJSON(w, http.StatusOK, viewOf(existing))
-}
-
-// getApplication is GET /api/v1/applications/{id}.
-func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
-	if errs := validation.IsDNS1123Subdomain(id); len(errs) > 0 {
-		writeProblem(w, newProblem(http.StatusBadRequest, fmt.Sprintf("%q cannot be an application id: %s", id, strings.Join(errs, "; "))))
-		return
-	}
-	ctx, cancel := g.apiContext(r)
-	defer cancel()
-	app, err := g.store.get(ctx, id)
-	if err != nil {
-		g.writeAPIError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, viewOf(app))
+	return true
 }
 
 // listQuery is the parsed query of GET /api/v1/applications.
@@ -219,7 +254,10 @@ func (g *Gateway) writeAPIError(w http.ResponseWriter, r *http.Request, err erro
 
 // problemFromAPIError classifies an error of a call to the API server.
 func problemFromAPIError(err error) *problem {
+	var p *problem
 	switch {
+	case errors.As(err, &p):
+		return p
 	case apierrors.IsNotFound(err):
 		return newProblem(http.StatusNotFound, "no application has this id")
 	case apierrors.IsInvalid(err):

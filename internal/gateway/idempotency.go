@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
 const (
@@ -16,7 +19,7 @@ const (
 	// maxIdempotencyKeyLength bounds the key; a UUID is 36 characters.
 	maxIdempotencyKeyLength = 255
 	// requestHashAnnotation holds a hash of the names an application was created with, so that a
-	// retry under the same Idempotency-Key with a different body is told apart (409).
+	// retry under the same Idempotency-Key with a different body is told apart (422).
 	requestHashAnnotation = "gateway.loans.lendo.se/request-sha256"
 	// namePrefix starts every name the gateway makes, so that a name is readable as an id in URLs.
 	namePrefix = "app-"
@@ -70,4 +73,62 @@ func idempotencyKey(r *http.Request) (string, *problem) {
 
 func notPrintableASCII(r rune) bool {
 	return r < 0x20 || r > 0x7e
+}
+
+// keyedFlights joins the creates under one Idempotency-Key that one gateway serves at the same
+// time: the first goes to the API server, the others wait for its outcome and answer from it,
+// so that 50 retries in a burst cost one create, not 50 (nor 50 slots of MaxInflightCreates).
+// Across gateways the API server's refusal of a second object of the same name does the same.
+type keyedFlights struct {
+	mu      sync.Mutex
+	flights map[string]*keyedFlight
+}
+
+// keyedFlight is one create in flight; created is set, before done closes, to the application
+// it stored (or found stored by itself), nil when it failed.
+type keyedFlight struct {
+	done    chan struct{}
+	created *loansv1alpha1.LoanApplication
+}
+
+func newKeyedFlights() *keyedFlights {
+	return &keyedFlights{flights: map[string]*keyedFlight{}}
+}
+
+// join answers the flight of name and whether the caller leads it: the leader must call land
+// with its outcome; the others wait on done.
+func (k *keyedFlights) join(name string) (*keyedFlight, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if f, ok := k.flights[name]; ok {
+		return f, false
+	}
+	f := &keyedFlight{done: make(chan struct{})}
+	k.flights[name] = f
+	return f, true
+}
+
+// land ends the flight of name with the application created (nil: none).
+func (k *keyedFlights) land(name string, f *keyedFlight, created *loansv1alpha1.LoanApplication) {
+	k.mu.Lock()
+	delete(k.flights, name)
+	k.mu.Unlock()
+	f.created = created
+	close(f.done)
+}
+
+// sameRequest reports whether existing is what a create of wanted stores: the same hash of the
+// body and the same spec. The spec is compared as well, because the name derived from a key is
+// predictable: an object planted under it, hash annotation and all, must not be handed back
+// for a request that asked for other names.
+func sameRequest(existing, wanted *loansv1alpha1.LoanApplication) bool {
+	return existing.Annotations[requestHashAnnotation] == wanted.Annotations[requestHashAnnotation] &&
+		existing.Spec == wanted.Spec
+}
+
+// keyReused is the answer to an Idempotency-Key used before with another body: 422, as
+// draft-ietf-httpapi-idempotency-key-header asks.
+func keyReused() *problem {
+	return newProblem(http.StatusUnprocessableEntity, "this Idempotency-Key was already used with a different request body; "+
+		"use a new key for a new application")
 }

@@ -58,6 +58,24 @@ func newMetrics(registry ctrlmetrics.RegistererGatherer) (*metrics, error) {
 	return m, nil
 }
 
+// registerLoad exports what is in flight against each bound: the creates, the waiting GETs
+// and the open event streams.
+func (m *metrics) registerLoad(creates, waiters, streams *slots) error {
+	for name, s := range map[string]*slots{
+		"loan_gateway_creates_in_flight": creates,
+		"loan_gateway_waiting_requests":  waiters,
+		"loan_gateway_event_streams":     streams,
+	} {
+		gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name,
+			Help: "Requests in flight of this kind; above its bound (--max-...) they are refused with Retry-After."},
+			func() float64 { return float64(s.inUse.Load()) })
+		if err := m.registry.Register(gauge); err != nil {
+			return fmt.Errorf("gateway: registering its metrics: %w", err)
+		}
+	}
+	return nil
+}
+
 // registerRuntimeCollectors adds the Go and process collectors (go_goroutines, process_*...)
 // unless the registry exports them already: controller-runtime's does, with every Go runtime
 // metric, once its controller package is linked in (as in the program), and a second Go or

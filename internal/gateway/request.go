@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -68,7 +69,7 @@ func decodeApplicationRequest(body io.Reader) (names, *problem) {
 	if !utf8.Valid(data) {
 		return names{}, newProblem(http.StatusBadRequest, "the request body is not valid UTF-8 text")
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return names{}, newProblem(http.StatusBadRequest, "the request body is empty: send a JSON object with first_name and last_name")
 	}
 	var req applicationRequest

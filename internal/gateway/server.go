@@ -29,6 +29,10 @@ type Options struct {
 	Namespace string
 	// AuthToken, when not empty, is the bearer token every /api/ request must carry.
 	AuthToken string
+	// AuthTokenFile, when not empty, holds that token instead; it is read again when it changes
+	// (every TokenReloadInterval, DefaultTokenReloadInterval if 0), so a rotation needs no restart.
+	AuthTokenFile       string
+	TokenReloadInterval time.Duration
 	// RequestTimeout bounds the API server calls of one request (DefaultRequestTimeout if 0).
 	RequestTimeout time.Duration
 	// Log receives errors the client sees only as 5xx.
@@ -41,6 +45,43 @@ type Options struct {
 	// behind authentication and authorization (see NewMetricsServer), since Handler is open to
 	// everyone who may call the API.
 	MetricsServedElsewhere bool
+
+	// MaxInflightCreates bounds the creates in flight to the API server; above it a create is
+	// answered 429 (DefaultMaxInflightCreates if 0).
+	MaxInflightCreates int
+	// FallbackGetsPerSecond bounds the GETs of ids the cache does not hold that go on to the API
+	// server; above it they are answered 503 (DefaultFallbackGetsPerSecond if 0).
+	FallbackGetsPerSecond int
+	// MaxWaiters bounds the GETs waiting for a decision at once; above it they are answered 503
+	// (DefaultMaxWaiters if 0). MaxWait is the longest wait (DefaultMaxWait if 0).
+	MaxWaiters int
+	MaxWait    time.Duration
+	// MaxStreams bounds the open event streams (DefaultMaxStreams if 0); EventWindow is how many
+	// changes a stream can resume from (DefaultEventWindow if 0); Heartbeat is how often an idle
+	// stream sends a comment (DefaultHeartbeat if 0).
+	MaxStreams  int
+	EventWindow int
+	Heartbeat   time.Duration
+}
+
+// withDefaults fills the settings left at zero.
+func (o Options) withDefaults() Options {
+	setDefault(&o.RequestTimeout, DefaultRequestTimeout)
+	setDefault(&o.TokenReloadInterval, DefaultTokenReloadInterval)
+	setDefault(&o.MaxInflightCreates, DefaultMaxInflightCreates)
+	setDefault(&o.FallbackGetsPerSecond, DefaultFallbackGetsPerSecond)
+	setDefault(&o.MaxWaiters, DefaultMaxWaiters)
+	setDefault(&o.MaxWait, DefaultMaxWait)
+	setDefault(&o.MaxStreams, DefaultMaxStreams)
+	setDefault(&o.EventWindow, DefaultEventWindow)
+	setDefault(&o.Heartbeat, DefaultHeartbeat)
+	return o
+}
+
+func setDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Gateway serves the REST API. Start runs its cache; Handler serves the HTTP routes.
@@ -49,6 +90,18 @@ type Gateway struct {
 	store   *store
 	metrics *metrics
 	handler http.Handler
+	// tokens is nil when the API is open.
+	tokens *bearerTokens
+	feed   *feed
+	// creates, waiters and streams bound what is in flight; fallback bounds the reads past the
+	// cache; flights joins concurrent creates under one Idempotency-Key.
+	creates  *slots
+	waiters  *slots
+	streams  *slots
+	fallback *fallbackReads
+	flights  *keyedFlights
+	// streamStall is the longest one write to an event stream may block (streamWriteStall).
+	streamStall time.Duration
 }
 
 // New builds a gateway that talks to the API server at cfg. It does not contact the API server
@@ -57,10 +110,13 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if opts.Namespace == "" {
 		return nil, errors.New("gateway: a namespace is required")
 	}
-	if opts.RequestTimeout <= 0 {
-		opts.RequestTimeout = DefaultRequestTimeout
+	opts = opts.withDefaults()
+	tokens, err := newBearerTokens(opts.AuthToken, opts.AuthTokenFile)
+	if err != nil {
+		return nil, err
 	}
-	s, err := newStore(cfg, opts.Namespace)
+	f := newFeed(opts.EventWindow)
+	s, err := newStore(cfg, opts.Namespace, f)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +124,12 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Gateway{opts: opts, store: s, metrics: m}
+	g := &Gateway{opts: opts, store: s, metrics: m, tokens: tokens, feed: f,
+		creates: newSlots(opts.MaxInflightCreates), waiters: newSlots(opts.MaxWaiters), streams: newSlots(opts.MaxStreams),
+		fallback: newFallbackReads(opts.FallbackGetsPerSecond), flights: newKeyedFlights(), streamStall: streamWriteStall}
+	if err := m.registerLoad(g.creates, g.waiters, g.streams); err != nil {
+		return nil, err
+	}
 	g.handler = g.routes()
 	return g, nil
 }
@@ -76,6 +137,7 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 // Start runs the informer cache until ctx ends. The gateway is ready (Ready, /readyz) once the
 // cache has synced.
 func (g *Gateway) Start(ctx context.Context) error {
+	go g.tokens.watch(ctx, g.opts.TokenReloadInterval, g.opts.Log)
 	return g.store.start(ctx)
 }
 
@@ -117,11 +179,12 @@ func (g *Gateway) routes() http.Handler {
 	// Everything under /api/ needs the token when one is set, even a route that does not exist:
 	// an unauthenticated client learns nothing about the API.
 	r.Route("/api", func(api chi.Router) {
-		if g.opts.AuthToken != "" {
-			api.Use(requireBearerToken(g.opts.AuthToken))
+		if g.tokens != nil {
+			api.Use(requireBearerToken(g.tokens))
 		}
 		api.Post("/v1/applications", g.createApplication)
 		api.Get("/v1/applications", g.listApplications)
+		api.Get("/v1/applications/events", g.streamEvents)
 		api.Get("/v1/applications/{id}", g.getApplication)
 	})
 	return r

@@ -46,7 +46,7 @@ type store struct {
 // newStore builds the cache (not yet started) and the direct client. The REST mapping of
 // LoanApplication is given, not discovered, so that building them needs no API server: the
 // gateway starts, and answers 503, even while the API server is away.
-func newStore(cfg *rest.Config, namespace string) (*store, error) {
+func newStore(cfg *rest.Config, namespace string, changes toolscache.ResourceEventHandler) (*store, error) {
 	scheme := runtime.NewScheme()
 	if err := loansv1alpha1.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -68,7 +68,7 @@ func newStore(cfg *rest.Config, namespace string) (*store, error) {
 	if err != nil {
 		return nil, err
 	}
-	names, indexed, err := indexNames(c)
+	names, indexed, err := indexNames(c, changes)
 	if err != nil {
 		return nil, err
 	}
@@ -79,13 +79,16 @@ func newStore(cfg *rest.Config, namespace string) (*store, error) {
 	return &store{namespace: namespace, cache: c, direct: direct, names: names, indexed: indexed}, nil
 }
 
-// indexNames registers a name index on the cache's LoanApplication informer, and answers it
-// with the registration that tells when it has received the initial list. The informer is
-// created here, not started: it starts with the cache, and the index then receives the initial
-// list before any watch event.
-func indexNames(c cache.Cache) (*nameIndex, toolscache.ResourceEventHandlerRegistration, error) {
+// indexNames registers a name index and the handler of changes on the cache's LoanApplication
+// informer, and answers the index with the registration that tells when it has received the
+// initial list. The informer is created here, not started: it starts with the cache, and the
+// index then receives the initial list before any watch event.
+func indexNames(c cache.Cache, changes toolscache.ResourceEventHandler) (*nameIndex, toolscache.ResourceEventHandlerRegistration, error) {
 	informer, err := c.GetInformer(context.Background(), &loansv1alpha1.LoanApplication{})
 	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := informer.AddEventHandler(changes); err != nil {
 		return nil, nil, err
 	}
 	names := newNameIndex()
@@ -135,6 +138,21 @@ func (s *store) get(ctx context.Context, name string) (*loansv1alpha1.LoanApplic
 	}
 	err := s.direct.Get(ctx, key, app)
 	return app, err
+}
+
+// fromCache reads one application from the cache alone, without a deep copy (the object is only
+// encoded): NotFound when the cache does not hold it, errNotSynced before the cache has synced.
+func (s *store) fromCache(ctx context.Context, name string) (*loansv1alpha1.LoanApplication, error) {
+	if !s.synced.Load() {
+		return nil, errNotSynced
+	}
+	return s.cached(ctx, name)
+}
+
+// fromAPIServer reads one application from the API server.
+func (s *store) fromAPIServer(ctx context.Context, name string) (*loansv1alpha1.LoanApplication, error) {
+	app := &loansv1alpha1.LoanApplication{}
+	return app, s.direct.Get(ctx, client.ObjectKey{Namespace: s.namespace, Name: name}, app)
 }
 
 // errNotSynced is returned by list while the cache has not yet listed every application.

@@ -60,6 +60,8 @@ type bench struct {
 	// outDir receives the reports and the controller's heap profiles, which it serves at
 	// controllerPprofURL.
 	outDir, controllerPprofURL string
+	// only, when set, names the one scenario to run (--only).
+	only string
 }
 
 // Scenario names, as the table shows them.
@@ -90,11 +92,15 @@ func (b *bench) runAll(ctx context.Context) error {
 		{scenarioMemory + " at " + strconv.Itoa(b.scale.apps), b.memoryAt(b.scale.apps)},
 		{scenarioReads + " at " + strconv.Itoa(b.scale.apps), b.readsAt(b.scale.apps, loansv1alpha1.LabelApproved)},
 		{scenarioRestart, b.restartUnderLoad},
+		{scenarioWaiters, b.waitersAndStreams},
 		{"fill up to " + strconv.Itoa(b.scale.large), b.fillUp},
 		{scenarioReads + " at " + strconv.Itoa(b.scale.large), b.readsAt(b.scale.large, loansv1alpha1.LabelPending)},
 		{scenarioMemory + " at " + strconv.Itoa(b.scale.large), b.largeMemory},
 	}
 	for _, step := range steps {
+		if b.only != "" && step.name != b.only {
+			continue
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("stopped before %q: %w", step.name, context.Cause(ctx))
 		}

@@ -79,6 +79,7 @@ type settings struct {
 	verbose       bool
 	perfDir       string
 	strict        bool
+	only          string
 }
 
 func parseSettings(args []string) (settings, error) {
@@ -95,6 +96,7 @@ func parseSettings(args []string) (settings, error) {
 		"(the default prints every figure and fails only when a scenario could not finish).")
 	fs.StringVar(&s.perfDir, "perf-dir", "",
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
+	fs.StringVar(&s.only, "only", "", `Run only the scenario of this name (for example "6 waiters and streams").`)
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -194,7 +196,7 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 	if err := preparePerfDir(s.perfDir); err != nil {
 		return nil, err
 	}
-	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir, outDir: s.outDir}
+	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir, outDir: s.outDir, only: s.only}
 	pprofArgs, pprofURL, err := controllerPprof()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,180 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
+)
+
+// DefaultMaxWait is the longest a GET may wait for a decision; a longer wait is cut to it.
+const DefaultMaxWait = 60 * time.Second
+
+// waitWriteMargin is the time a waiting GET keeps to write its answer after the wait.
+const waitWriteMargin = 10 * time.Second
+
+// getApplication is GET /api/v1/applications/{id}[?wait=30s]: the application from the cache
+// (from the API server, at a bounded rate, when the cache has not seen it yet). With a wait
+// (?wait= or Prefer: wait=N), a pending application is answered when it is decided or when the
+// wait ends, whichever comes first; the wait costs no API server call.
+func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if errs := validation.IsDNS1123Subdomain(id); len(errs) > 0 {
+		writeProblem(w, newProblem(http.StatusBadRequest, fmt.Sprintf("%q cannot be an application id: %s", id, strings.Join(errs, "; "))))
+		return
+	}
+	wait, p := g.parseWait(r)
+	if p != nil {
+		writeProblem(w, p)
+		return
+	}
+	app, err := g.readApplication(r, id)
+	if err != nil {
+		g.writeAPIError(w, r, err)
+		return
+	}
+	if wait > 0 {
+		// Names the wait applied: the one asked for, or the maximum when it asked for more.
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+		if !isDecided(app) {
+			if app, p = g.waitForDecision(w, r, app, wait); p != nil {
+				writeProblem(w, p)
+				return
+			}
+		}
+	}
+	writeApplication(w, r, app)
+}
+
+// readApplication reads id from the cache, or from the API server through the bounded
+// fallback when the cache does not hold it.
+func (g *Gateway) readApplication(r *http.Request, id string) (*loansv1alpha1.LoanApplication, error) {
+	ctx, cancel := g.apiContext(r)
+	defer cancel()
+	app, err := g.store.fromCache(ctx, id)
+	if !apierrors.IsNotFound(err) && !errors.Is(err, errNotSynced) {
+		return app, err
+	}
+	return g.fallback.get(ctx, id, g.store.fromAPIServer)
+}
+
+// waitForDecision holds the request until app is decided, the wait ends or the client goes
+// away, and answers the application as the cache then holds it.
+func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *loansv1alpha1.LoanApplication,
+	wait time.Duration) (*loansv1alpha1.LoanApplication, *problem) {
+	if !g.waiters.tryAcquire() {
+		return nil, tooBusy(http.StatusServiceUnavailable, "too many requests are waiting for decisions; retry later")
+	}
+	defer g.waiters.release()
+	decided, release := g.feed.awaitDecision(app.Name)
+	defer release()
+	// The decision may have come between the read and the registration: read again.
+	if latest, err := g.store.fromCache(r.Context(), app.Name); err == nil {
+		app = latest
+	}
+	if !isDecided(app) {
+		// The server's timeouts are for requests that do not wait: the read timeout would cancel
+		// the request at its expiry, the write timeout refuse the answer.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Now().Add(wait + waitWriteMargin))
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-decided:
+		case <-timer.C:
+		case <-r.Context().Done():
+			return nil, newProblem(http.StatusServiceUnavailable, "the client went away")
+		}
+	}
+	latest, err := g.store.fromCache(r.Context(), app.Name)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, problemFromAPIError(err)
+	case err != nil:
+		return app, nil
+	}
+	return latest, nil
+}
+
+// writeApplication answers app with its ETag (the resourceVersion), or 304 when the client's
+// If-None-Match already names it.
+func writeApplication(w http.ResponseWriter, r *http.Request, app *loansv1alpha1.LoanApplication) {
+	etag := `"` + app.ResourceVersion + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if app.ResourceVersion != "" && etagMatches(r.Header.Values("If-None-Match"), etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	writeJSON(w, http.StatusOK, viewOf(app))
+}
+
+// etagMatches applies If-None-Match's weak comparison (RFC 9110 13.1.2): any listed tag equal to
+// etag, ignoring W/, or "*".
+func etagMatches(headers []string, etag string) bool {
+	for _, header := range headers {
+		for tag := range strings.SplitSeq(header, ",") {
+			tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+			if tag == "*" || tag == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parseWait reads the wait of a GET: ?wait= (a duration such as 30s, or seconds) wins over
+// Prefer: wait=N (RFC 7240, seconds). A wait above the maximum is cut to it; Preference-Applied
+// then names the wait applied. A malformed Prefer is ignored, as RFC 7240 asks; a malformed
+// ?wait= is a 400.
+func (g *Gateway) parseWait(r *http.Request) (time.Duration, *problem) {
+	var wait time.Duration
+	if raw := r.URL.Query().Get("wait"); raw != "" {
+		d, ok := parseWaitValue(raw)
+		if !ok {
+			return 0, newProblem(http.StatusBadRequest, fmt.Sprintf(
+				"wait %q must be a duration such as 30s, or a number of seconds, from 0 (longer waits are cut to %s)", raw, g.opts.MaxWait))
+		}
+		wait = d
+	} else if d, ok := preferredWait(r.Header.Values("Prefer")); ok {
+		wait = d
+	}
+	return min(wait, g.opts.MaxWait), nil
+}
+
+// parseWaitValue reads "30s", "1m" or "30" (seconds); negative values are refused.
+func parseWaitValue(raw string) (time.Duration, bool) {
+	if n, err := strconv.Atoi(raw); err == nil {
+		return time.Duration(n) * time.Second, n >= 0
+	}
+	d, err := time.ParseDuration(raw)
+	return d, err == nil && d >= 0
+}
+
+// preferredWait finds the wait preference among Prefer headers: "wait=30", possibly among
+// other preferences separated by commas or with parameters after a semicolon.
+func preferredWait(headers []string) (time.Duration, bool) {
+	for _, header := range headers {
+		for pref := range strings.SplitSeq(header, ",") {
+			token, _, _ := strings.Cut(pref, ";")
+			name, value, found := strings.Cut(strings.TrimSpace(token), "=")
+			if !found || !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(value), `"`))
+			if err == nil && n >= 0 {
+				return time.Duration(n) * time.Second, true
+			}
+		}
+	}
+	return 0, false
+}
