@@ -103,9 +103,11 @@ build: manifests generate fmt vet ## Build the controller, the gateway and the b
 	go build -o bin/bank-sim ./cmd/bank-sim
 
 .PHONY: dev
-dev: build setup-envtest ## Run the whole system locally: etcd, kube-apiserver, bank simulator, controller, gateway.
+dev: build setup-envtest ## Run the whole system locally (etcd, kube-apiserver, bank simulator or BANK_URL, controller, gateway).
+	go build -o bin/devenv ./cmd/devenv
+	@# exec, and no `go run`: Ctrl-C reaches devenv itself, which stops the stack and exits 0.
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
-		go run ./cmd/devenv
+		exec bin/devenv
 
 .PHONY: dev-reset
 dev-reset: ## Like dev, but delete the stored applications first (DEV_DIR/etcd).
