@@ -105,7 +105,9 @@ func TestSupervisorDoesNotRestartOnceStopped(t *testing.T) {
 }
 
 func TestDoublingBackoff(t *testing.T) {
-	for deaths, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 10 * time.Second} {
+	for deaths, want := range map[int]time.Duration{
+		1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 10 * time.Second,
+	} {
 		if got := doublingBackoff(deaths); got != want {
 			t.Errorf("doublingBackoff(%d) = %s, want %s", deaths, got, want)
 		}
