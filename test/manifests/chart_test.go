@@ -50,7 +50,8 @@ var _ = Describe("The Helm chart", func() {
 				"gateway.authToken.secretName=gateway-token", "controller.replicas=2", "networkPolicy.enabled=false",
 				"metrics.enabled=false", "userRoles.enabled=false", "controller.serviceAccount.name=loans"},
 		} {
-			args := []string{"template", "dry-" + name, chartDir, "--namespace", ns, "--include-crds"}
+			args := make([]string, 0, 6+2*len(sets))
+			args = append(args, "template", "dry-"+name, chartDir, "--namespace", ns, "--include-crds")
 			for _, set := range sets {
 				args = append(args, "--set", set)
 			}
