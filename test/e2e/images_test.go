@@ -5,15 +5,20 @@ import (
 	"debug/elf"
 	"errors"
 	"io"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 )
@@ -85,6 +90,37 @@ var _ = Describe("make images", Ordered, func() {
 			Expect(string(out)).To(ContainSubstring(tc.usage))
 		})
 	}
+})
+
+var _ = Describe("make images-push", func() {
+	It("pushes an image that a registry serves with the digest of the layout", func() {
+		// A registry on loopback, go-containerregistry's own, spoken to over plain HTTP as
+		// go-containerregistry does for 127.0.0.1.
+		reg := httptest.NewServer(registry.New())
+		DeferCleanup(reg.Close)
+		host := strings.TrimPrefix(reg.URL, "http://")
+
+		dir := GinkgoT().TempDir()
+		Expect(programs.Build(dir, map[string]string{"images": "./hack/images"}, GinkgoWriter)).To(Succeed())
+		cmd := exec.Command(filepath.Join(dir, "images"), "-out", filepath.Join(dir, "out"), "-revision", "abc",
+			"-programs", "bank-sim", "-registry", host+"/lendo", "-tag", "v0.1.0", "-push")
+		cmd.Dir = programs.RepoDir
+		cmd.Stdout, cmd.Stderr = GinkgoWriter, GinkgoWriter
+		Expect(cmd.Run()).To(Succeed())
+
+		want, err := onlyImage(filepath.Join(dir, "out", "bank-sim")).Digest()
+		Expect(err).NotTo(HaveOccurred())
+		ref, err := name.ParseReference(host + "/lendo/bank-sim:v0.1.0")
+		Expect(err).NotTo(HaveOccurred())
+		pushed, err := remote.Image(ref)
+		Expect(err).NotTo(HaveOccurred())
+		got, err := pushed.Digest()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got).To(Equal(want))
+		cfg, err := pushed.ConfigFile()
+		Expect(err).NotTo(HaveOccurred())
+		Expect(cfg.Config.Labels).To(HaveKeyWithValue("org.opencontainers.image.revision", "abc"))
+	})
 })
 
 // onlyImage reads the single image of an OCI layout.
