@@ -139,9 +139,9 @@ func onlyImage(dir string) v1.Image {
 	return img
 }
 
-// extract writes the file at name of the image's filesystem to dest, executable, and returns
+// extract writes the file at path of the image's filesystem to dest, executable, and returns
 // dest.
-func extract(img v1.Image, name, dest string) string {
+func extract(img v1.Image, path, dest string) string {
 	GinkgoHelper()
 	fs := mutate.Extract(img)
 	defer func() { _ = fs.Close() }()
@@ -149,10 +149,10 @@ func extract(img v1.Image, name, dest string) string {
 	for {
 		hdr, err := files.Next()
 		if errors.Is(err, io.EOF) {
-			Fail("the image has no /" + name)
+			Fail("the image has no /" + path)
 		}
 		Expect(err).NotTo(HaveOccurred())
-		if hdr.Name != name {
+		if hdr.Name != path {
 			continue
 		}
 		Expect(hdr.Mode & 0o111).NotTo(BeZero())
