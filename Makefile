@@ -44,9 +44,9 @@ generate: controller-gen ## Generate DeepCopy methods from the +kubebuilder mark
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
 
 .PHONY: verify-generated
-verify-generated: manifests generate fmt ## Fail when the committed generated files or formatting are stale.
-	@git diff --exit-code --stat -- api config internal cmd test hack || { \
-		echo "Generated files or formatting are stale: run 'make manifests generate fmt' and commit."; exit 1; }
+verify-generated: manifests generate chart fmt ## Fail when the committed generated files or formatting are stale.
+	@git diff --exit-code --stat -- api config internal cmd test hack dist/chart || { \
+		echo "Generated files or formatting are stale: run 'make manifests generate chart fmt' and commit."; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run go fmt against code.
@@ -66,8 +66,8 @@ envtest-assets: setup-envtest ## Provide kube-apiserver and etcd for the tests i
 TEST_PACKAGES = $$(go list ./... | grep -vE "/test/(e2e|faults)")
 
 .PHONY: test
-test: manifests generate fmt vet setup-envtest ## Run the tests (unit and envtest) against a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
+test: manifests generate chart fmt vet setup-envtest helm ## Run the tests (unit and envtest) against a real kube-apiserver and etcd.
+	HELM=$(HELM) KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
 		go test $(TEST_PACKAGES) -count=1 -coverprofile cover.out
 
 .PHONY: test-e2e
@@ -114,9 +114,11 @@ build: manifests generate fmt vet ## Build the controller, the gateway and the b
 	go build -o bin/bank-sim ./cmd/bank-sim
 
 .PHONY: dev
-dev: build setup-envtest ## Run the whole system locally: etcd, kube-apiserver, bank simulator, controller, gateway.
+dev: build setup-envtest ## Run the whole system locally (etcd, kube-apiserver, bank simulator or BANK_URL, controller, gateway).
+	go build -o bin/devenv ./cmd/devenv
+	@# exec, and no `go run`: Ctrl-C reaches devenv itself, which stops the stack and exits 0.
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
-		go run ./cmd/devenv
+		exec bin/devenv
 
 .PHONY: dev-reset
 dev-reset: ## Like dev, but delete the stored applications first (DEV_DIR/etcd).
@@ -145,6 +147,46 @@ docker-push: ## Push the three images.
 build-installer: manifests generate ## Generate dist/install.yaml: the CRD and everything needed to deploy.
 	mkdir -p dist
 	$(KUSTOMIZE) $(DEPLOY_OVERLAY) > dist/install.yaml
+
+##@ Images
+
+# make images builds the three images without a container engine (hack/images, with
+# go-containerregistry): OCI layouts in bin/images/<program>, the same digests for the same commit.
+# make images-push pushes them to IMG_REGISTRY with the credentials of ~/.docker/config.json.
+IMG_VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
+IMAGES_FLAGS = -out bin/images -registry $(IMG_REGISTRY) -tag $(IMG_TAG) -version $(IMG_VERSION) \
+	-revision $$(git rev-parse HEAD) -created $$(git log -1 --format=%ct)
+
+.PHONY: images
+images: ## Build the controller, gateway and bank simulator images as OCI layouts in bin/images.
+	go run ./hack/images $(IMAGES_FLAGS)
+
+.PHONY: images-push
+images-push: ## Build the three images and push them to IMG_REGISTRY (tag IMG_TAG).
+	go run ./hack/images $(IMAGES_FLAGS) -push
+
+##@ Helm chart
+
+# dist/chart installs what config/default installs. Its copies of generated files (the CRD, the
+# roles from the +kubebuilder:rbac markers) and of the admission policy are refreshed here, never
+# edited by hand; test/manifests checks that chart and config/default render the same objects.
+CHART_DIR ?= dist/chart
+
+.PHONY: chart
+chart: manifests ## Copy the CRD, the generated roles and the admission policy into dist/chart.
+	mkdir -p $(CHART_DIR)/crds $(CHART_DIR)/files
+	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
+	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
+	cp config/rbac/gateway/role.yaml $(CHART_DIR)/files/gateway-role.yaml
+	cp config/policy/status_label_policy.yaml config/policy/status_label_policy_binding.yaml $(CHART_DIR)/files/
+
+.PHONY: helm-lint
+helm-lint: chart helm ## Lint the chart.
+	$(HELM) lint --strict $(CHART_DIR)
+
+.PHONY: helm-package
+helm-package: chart helm ## Package the chart into dist/ (loan-operator-<version>.tgz), for `helm push`.
+	$(HELM) package $(CHART_DIR) --destination dist
 
 ##@ Deployment
 
@@ -187,12 +229,14 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 ENVTEST ?= $(LOCALBIN)/setup-envtest
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
 SPECTRAL ?= $(LOCALBIN)/spectral
+HELM ?= $(LOCALBIN)/helm
 
 ## Tool Versions
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 ENVTEST_VERSION ?= v0.25.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 SPECTRAL_VERSION ?= 6.16.3
+HELM_VERSION ?= v4.3.1
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Download controller-gen locally if necessary.
@@ -220,6 +264,11 @@ $(SPECTRAL): $(LOCALBIN)
 			@stoplight/spectral-cli@$(SPECTRAL_VERSION); \
 	}
 	ln -sf "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral" $(SPECTRAL)
+
+.PHONY: helm
+helm: $(HELM) ## Build helm from the Go module proxy if necessary (a few minutes, once).
+$(HELM): $(LOCALBIN)
+	$(call go-install-tool,$(HELM),helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
 
 # go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
 # $1 - target path with name of binary

@@ -17,7 +17,9 @@ limitations under the License.
 // Command devenv is `make dev`: the whole system on this machine, without a cluster. It starts
 // etcd and kube-apiserver (data kept in DEV_DIR/etcd), applies config/dev, then the bank
 // simulator, the controller and the gateway as separate processes with their own identities,
-// prints where everything is and what to try, and stops it all on Ctrl-C.
+// prints where everything is and what to try, restarts a program that dies (as a Deployment
+// would) and stops it all on Ctrl-C, exiting 0. BANK_URL uses another bank instead of the
+// simulator.
 //
 // Every setting is a flag whose default comes from an environment variable, so that
 // `GATEWAY_ADDR=127.0.0.1:9090 make dev` works as well as `go run ./cmd/devenv -gateway-addr ...`.
@@ -92,6 +94,8 @@ func parseOptions(args []string) (devenv.Options, error) {
 	fs.BoolVar(&o.Reset, "reset", envBool("DEV_RESET", &errs), "Delete the stored applications first ($DEV_RESET=1).")
 	fs.StringVar(&o.GatewayAddr, "gateway-addr", envOr("GATEWAY_ADDR", "127.0.0.1:8080"), "The gateway's address ($GATEWAY_ADDR).")
 	fs.StringVar(&o.BankAddr, "bank-addr", envOr("BANK_ADDR", "127.0.0.1:8000"), "The bank simulator's address ($BANK_ADDR).")
+	fs.StringVar(&o.BankURL, "bank-url", os.Getenv("BANK_URL"),
+		"A bank that runs elsewhere (the real bank or a stand-in), used instead of starting the simulator ($BANK_URL).")
 	fs.DurationVar(&o.BankMinDelay, "bank-min-delay", envDuration("BANK_MIN_DELAY", 5*time.Second, &errs),
 		"The bank's shortest assessment ($BANK_MIN_DELAY).")
 	fs.DurationVar(&o.BankMaxDelay, "bank-max-delay", envDuration("BANK_MAX_DELAY", 20*time.Second, &errs),
@@ -111,6 +115,9 @@ func parseOptions(args []string) (devenv.Options, error) {
 	if o.ControllerReplicas < 1 {
 		return o, fmt.Errorf("controller replicas must be at least 1, got %d", o.ControllerReplicas)
 	}
+	// As a Deployment would: a program that dies is started again, and only one that keeps
+	// dying stops the stack.
+	o.Restart = true
 	o.Log = prefixWriter{w: os.Stdout}
 	return o, nil
 }
@@ -121,7 +128,7 @@ func printBanner(w io.Writer, stack *devenv.Stack, o devenv.Options) {
 		"",
 		"loan-operator is running. Addresses:",
 		"  gateway         " + stack.GatewayURL + "   (API docs: " + stack.GatewayURL + "/docs)",
-		"  bank simulator  " + stack.BankURL + "   (assessment " + o.BankMinDelay.String() + " to " + o.BankMaxDelay.String() + ")",
+		bankLine(stack, o),
 		"  kube-apiserver  " + stack.APIServerURL,
 		"  controller      metrics " + strings.Join(metricsURLs(stack), ", "),
 		"  kubeconfig      " + kubeconfig,
@@ -133,10 +140,19 @@ func printBanner(w io.Writer, stack *devenv.Stack, o devenv.Options) {
 			`-d '{"first_name":"Grace","last_name":"Hopper"}'`,
 		"  KUBECONFIG=" + kubeconfig + " kubectl get loanapplications -l status=approved",
 		"",
+		"A program that dies is restarted after a back-off (1s, 2s, 4s...); five deaths of one within a minute stop everything.",
 		"Ctrl-C stops everything; the applications stay in " + display(filepath.Join(stack.DevDir(), "etcd")) +
 			" (DEV_RESET=1 starts from empty).",
 	}
 	_, _ = fmt.Fprintln(w, strings.Join(lines, "\n"))
+}
+
+// bankLine says which bank the controller uses: the simulator started here, or BANK_URL.
+func bankLine(stack *devenv.Stack, o devenv.Options) string {
+	if o.BankURL != "" {
+		return "  bank            " + stack.BankURL + "   (BANK_URL: not started here, the simulator is not running)"
+	}
+	return "  bank simulator  " + stack.BankURL + "   (assessment " + o.BankMinDelay.String() + " to " + o.BankMaxDelay.String() + ")"
 }
 
 // metricsURLs are the controller replicas' metrics endpoints.

@@ -14,19 +14,21 @@ func TestParseOptionsReadsTheEnvironment(t *testing.T) {
 	t.Setenv("BANK_MIN_DELAY", "1s")
 	t.Setenv("BANK_MAX_DELAY", "2500ms")
 	t.Setenv("CONTROLLER_REPLICAS", "2")
+	t.Setenv("BANK_URL", "http://127.0.0.1:9999")
 	o, err := parseOptions(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.DevDir != "/tmp/somewhere" || !o.Reset || o.GatewayAddr != "127.0.0.1:9090" || o.BankAddr != "127.0.0.1:9000" ||
-		o.BankMinDelay != time.Second || o.BankMaxDelay != 2500*time.Millisecond || o.ControllerReplicas != 2 {
+		o.BankMinDelay != time.Second || o.BankMaxDelay != 2500*time.Millisecond || o.ControllerReplicas != 2 ||
+		o.BankURL != "http://127.0.0.1:9999" || !o.Restart {
 		t.Fatalf("options = %+v", o)
 	}
 }
 
 func TestParseOptionsDefaultsAndFlagsOverTheEnvironment(t *testing.T) {
 	for _, name := range []string{
-		"DEV_DIR", "DEV_RESET", "GATEWAY_ADDR", "BANK_ADDR", "BANK_MIN_DELAY", "BANK_MAX_DELAY", "CONTROLLER_REPLICAS",
+		"DEV_DIR", "DEV_RESET", "GATEWAY_ADDR", "BANK_ADDR", "BANK_MIN_DELAY", "BANK_MAX_DELAY", "CONTROLLER_REPLICAS", "BANK_URL",
 	} {
 		t.Setenv(name, "")
 	}
@@ -35,7 +37,8 @@ func TestParseOptionsDefaultsAndFlagsOverTheEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.DevDir != ".dev" || o.Reset || o.GatewayAddr != "127.0.0.1:8080" || o.BankAddr != "127.0.0.1:8000" ||
-		o.BankMinDelay != 5*time.Second || o.BankMaxDelay != 20*time.Second || o.ControllerReplicas != 1 {
+		o.BankMinDelay != 5*time.Second || o.BankMaxDelay != 20*time.Second || o.ControllerReplicas != 1 ||
+		o.BankURL != "" {
 		t.Fatalf("defaults = %+v", o)
 	}
 	t.Setenv("GATEWAY_ADDR", "127.0.0.1:9090")

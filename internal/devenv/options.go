@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -41,6 +42,9 @@ type Options struct {
 	// Port 0 picks a free port once, kept across restarts of this Stack. Defaults
 	// 127.0.0.1:8080 and 127.0.0.1:8000.
 	GatewayAddr, BankAddr string
+	// BankURL is a bank that runs elsewhere (the real bank, or any stand-in): the controller
+	// uses it and the bank simulator is not started. Empty: the simulator at BankAddr.
+	BankURL string
 	// BankMinDelay and BankMaxDelay bound the bank's assessment. Both zero means the real bank's
 	// 5s and 20s; for an almost instant bank, use 0 and 1ms.
 	BankMinDelay, BankMaxDelay time.Duration
@@ -61,6 +65,11 @@ type Options struct {
 	// BankArgs, ControllerArgs and GatewayArgs are added to each program's arguments (a later
 	// flag wins over the stack's own).
 	BankArgs, ControllerArgs, GatewayArgs []string
+
+	// Restart starts a program again when it dies, as a Deployment would, after a back-off
+	// that doubles with each death; a program that dies five times within a minute is given
+	// up on and reported on Exits. Without it, every unexpected exit is reported there at once.
+	Restart bool
 
 	// StartTimeout bounds the wait for each process to be ready. Default 60s.
 	StartTimeout time.Duration
@@ -117,6 +126,9 @@ func (o Options) validate() error {
 	if o.ControllerReplicas < 0 {
 		return fmt.Errorf("controller replicas must not be negative, got %d", o.ControllerReplicas)
 	}
+	if err := validateBankURL(o.BankURL); err != nil {
+		return err
+	}
 	for name, addr := range map[string]string{"gateway": o.GatewayAddr, "bank": o.BankAddr} {
 		if err := checkLoopback(addr); err != nil {
 			return fmt.Errorf("the %s's address: %w", name, err)
@@ -126,7 +138,9 @@ func (o Options) validate() error {
 	binaries := map[string]string{
 		filepath.Join(o.AssetsDir, etcdBinary):      fromAssets,
 		filepath.Join(o.AssetsDir, apiServerBinary): fromAssets,
-		filepath.Join(o.BinDir, bankSimBinary):      fromBuild,
+	}
+	if o.BankURL == "" {
+		binaries[filepath.Join(o.BinDir, bankSimBinary)] = fromBuild
 	}
 	if !o.SkipController {
 		binaries[filepath.Join(o.BinDir, controllerBinary)] = fromBuild
@@ -138,6 +152,21 @@ func (o Options) validate() error {
 		if !isExecutable(path) {
 			return fmt.Errorf("%s is missing or not executable (see %s)", path, hint)
 		}
+	}
+	return nil
+}
+
+// validateBankURL accepts an empty URL (start the simulator) or an absolute http(s) URL.
+func validateBankURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("the bank's URL %q: %w", raw, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("the bank's URL %q must be http:// or https:// with a host, like http://127.0.0.1:8000", raw)
 	}
 	return nil
 }

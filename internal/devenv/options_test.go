@@ -4,6 +4,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -40,6 +41,11 @@ func TestWithDefaultsRefusesMissingBinariesAndBadDelays(t *testing.T) {
 	}
 	if _, err := (Options{AssetsDir: assets, GatewayAddr: "0.0.0.0:8080"}).withDefaults(); err == nil {
 		t.Fatal("no error for a gateway listening beyond loopback")
+	}
+	for _, bad := range []string{"127.0.0.1:8000", "ftp://bank.example/", "http://", "://x"} {
+		if _, err := (Options{AssetsDir: assets, BankURL: bad}).withDefaults(); err == nil || !strings.Contains(err.Error(), "bank's URL") {
+			t.Fatalf("BankURL %q: %v, want an error about the bank's URL", bad, err)
+		}
 	}
 }
 

@@ -22,9 +22,15 @@ type ExitError struct {
 	// LogPath is its log file; LogTail the last lines of it.
 	LogPath string
 	LogTail string
+	// Deaths is how many times it died within Within, when Options.Restart gave up on it.
+	Deaths int
+	Within time.Duration
 }
 
 func (e *ExitError) Error() string {
+	if e.Deaths > 0 {
+		return crashLoopMessage(e)
+	}
 	return fmt.Sprintf("%s exited unexpectedly (%v); last lines of %s:\n%s", e.Name, e.Err, e.LogPath, e.LogTail)
 }
 

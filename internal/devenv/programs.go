@@ -18,6 +18,27 @@ var probeClient = &http.Client{Timeout: 5 * time.Second}
 // its loopback address resolved once, so that a restart serves at the same address.
 func (s *Stack) preparePrograms() error {
 	o := s.opts
+	if o.BankURL != "" {
+		s.BankURL = strings.TrimSuffix(o.BankURL, "/")
+	} else if err := s.prepareBankSim(); err != nil {
+		return err
+	}
+
+	if !o.SkipController {
+		for i := range o.ControllerReplicas {
+			if err := s.prepareController(i); err != nil {
+				return err
+			}
+		}
+	}
+	if !o.SkipGateway {
+		return s.prepareGateway()
+	}
+	return nil
+}
+
+func (s *Stack) prepareBankSim() error {
+	o := s.opts
 	bankAddr, err := resolveAddr(o.BankAddr)
 	if err != nil {
 		return err
@@ -31,17 +52,6 @@ func (s *Stack) preparePrograms() error {
 	// /admin/stats answers as soon as the bank's handler serves.
 	s.Bank = s.newProcess("bank-sim", filepath.Join(o.BinDir, bankSimBinary), bankArgs,
 		httpReady(probeClient, s.BankURL+"/admin/stats?summary=true"))
-
-	if !o.SkipController {
-		for i := range o.ControllerReplicas {
-			if err := s.prepareController(i); err != nil {
-				return err
-			}
-		}
-	}
-	if !o.SkipGateway {
-		return s.prepareGateway()
-	}
 	return nil
 }
 

@@ -39,12 +39,14 @@ type Stack struct {
 	// and metrics (plain HTTP) base URLs.
 	ControllerProbeURLs, ControllerMetricsURLs []string
 
-	// The processes. Gateway is nil with SkipGateway; Controllers is empty with SkipController.
+	// The processes. Gateway is nil with SkipGateway, Bank with BankURL; Controllers is empty with
+	// SkipController.
 	Etcd, APIServer, Bank, Gateway *Process
 	Controllers                    []*Process
 
-	opts  Options
-	exits chan *ExitError
+	opts       Options
+	exits      chan *ExitError
+	supervisor *supervisor
 }
 
 // Start starts etcd, kube-apiserver, applies config/dev, then the bank simulator, the controller
@@ -56,6 +58,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{opts: o, exits: make(chan *ExitError, 16)}
+	s.supervisor = newSupervisor(s.logf, s.giveUp)
 	if err := s.prepare(); err != nil {
 		return nil, err
 	}
@@ -68,12 +71,16 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	return s, nil
 }
 
-// Exits reports every process that exits without Stop or Kill having been called on it.
+// Exits reports every process that exits without Stop or Kill having been called on it; with
+// Options.Restart, only one that died too often and is not restarted any more.
 func (s *Stack) Exits() <-chan *ExitError { return s.exits }
 
 // Processes are all the processes in their start order.
 func (s *Stack) Processes() []*Process {
-	out := []*Process{s.Etcd, s.APIServer, s.Bank}
+	out := []*Process{s.Etcd, s.APIServer}
+	if s.Bank != nil {
+		out = append(out, s.Bank)
+	}
 	out = append(out, s.Controllers...)
 	if s.Gateway != nil {
 		out = append(out, s.Gateway)
@@ -87,6 +94,8 @@ func (s *Stack) DevDir() string { return s.opts.DevDir }
 // Stop stops every process, the last started first, each with SIGTERM and then SIGKILL after
 // the stop timeout.
 func (s *Stack) Stop() error {
+	// No restart from here on: a program stopped now must stay stopped.
+	s.supervisor.stop()
 	procs := s.Processes()
 	var errs []error
 	for i := len(procs) - 1; i >= 0; i-- {
@@ -115,9 +124,18 @@ func (s *Stack) logf(format string, args ...any) {
 	_, _ = fmt.Fprintf(s.opts.Log, format+"\n", args...)
 }
 
-// report passes an unexpected exit on without ever blocking the process's waiter.
-func (s *Stack) report(e *ExitError) {
+// report passes an unexpected exit on to the supervisor (Options.Restart) or to Exits.
+func (s *Stack) report(p *Process, e *ExitError) {
+	if s.opts.Restart {
+		s.supervisor.exited(p, e)
+		return
+	}
 	s.logf("%s exited unexpectedly (%v): see %s", e.Name, e.Err, e.LogPath)
+	s.giveUp(e)
+}
+
+// giveUp reports an exit on Exits without ever blocking the process's waiter.
+func (s *Stack) giveUp(e *ExitError) {
 	select {
 	case s.exits <- e:
 	default:
@@ -135,6 +153,7 @@ func (s *Stack) startAll(ctx context.Context) error {
 	if err := applyDevConfig(ctx, s.opts, s.KubeconfigPath, s.Client); err != nil {
 		return err
 	}
+	// The bank simulator (unless Options.BankURL names another bank), the controllers, the gateway.
 	for _, p := range s.Processes()[2:] {
 		if err := s.startProcess(ctx, p); err != nil {
 			return err
@@ -235,10 +254,11 @@ func newScheme() *runtime.Scheme {
 }
 
 func (s *Stack) newProcess(name, path string, args []string, ready readyFunc) *Process {
-	return &Process{
+	p := &Process{
 		name: name, path: path, args: args, ready: ready,
 		logPath:      filepath.Join(s.opts.DevDir, "logs", name+".log"),
 		startTimeout: s.opts.StartTimeout, stopTimeout: s.opts.StopTimeout,
-		report: s.report,
 	}
+	p.report = func(e *ExitError) { s.report(p, e) }
+	return p
 }

@@ -18,7 +18,7 @@ import (
 
 // The gateway's rights: create, get, list and watch LoanApplications, nothing else (no update,
 // no delete, no status). `make manifests` turns this marker into config/rbac/gateway/role.yaml.
-// +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications,verbs=create;get;list;watch
+// +kubebuilder:rbac:groups=loans.lendo.se,namespace=system,resources=loanapplications,verbs=create;get;list;watch
 
 // DefaultRequestTimeout bounds the calls to the API server made for one REST request.
 const DefaultRequestTimeout = 5 * time.Second

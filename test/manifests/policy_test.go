@@ -2,6 +2,9 @@ package manifests_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -9,6 +12,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
@@ -57,6 +61,14 @@ var _ = Describe("The status label admission policy", Ordered, func() {
 			changed.Labels[loansv1alpha1.LabelStatus] = label
 		}
 		return c.Patch(ctx, changed, client.MergeFrom(&current))
+	}
+
+	// decide records a phase in the status, as the controller does before it sets the label.
+	decide := func(ctx context.Context, app *loansv1alpha1.LoanApplication, phase loansv1alpha1.Phase) {
+		var current loansv1alpha1.LoanApplication
+		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(app), &current)).To(Succeed())
+		current.Status.Phase = phase
+		Expect(env.Client.Status().Update(ctx, &current)).To(Succeed())
 	}
 
 	labelOf := func(ctx context.Context, app *loansv1alpha1.LoanApplication) string {
@@ -133,6 +145,7 @@ var _ = Describe("The status label admission policy", Ordered, func() {
 	It("lets the controller set the decision, and then nobody may change it", func(ctx context.Context) {
 		app := newApplication("hopper", loansv1alpha1.LabelPending)
 		Expect(editor.client.Create(ctx, app)).To(Succeed())
+		decide(ctx, app, loansv1alpha1.PhaseApproved)
 		Expect(relabel(ctx, controller.client, app, loansv1alpha1.LabelApproved)).To(Succeed())
 		Expect(labelOf(ctx, app)).To(Equal(loansv1alpha1.LabelApproved))
 
@@ -164,5 +177,60 @@ var _ = Describe("The status label admission policy", Ordered, func() {
 		Expect(editor.client.Get(ctx, client.ObjectKeyFromObject(app), &current)).To(Succeed())
 		current.Labels["team"] = "mortgages"
 		Expect(editor.client.Update(ctx, &current)).To(Succeed())
+	})
+
+	It("refuses the controller a final label that is not the status's phase", func(ctx context.Context) {
+		undecided := newApplication("undecided", loansv1alpha1.LabelPending)
+		Expect(editor.client.Create(ctx, undecided)).To(Succeed())
+		err := relabel(ctx, controller.client, undecided, loansv1alpha1.LabelApproved)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want 403 Forbidden, got %v", err)
+		Expect(err).To(MatchError(ContainSubstring(
+			"the status label of a LoanApplication may be approved only when its status.phase is; it is not set yet")))
+
+		rejected := newApplication("rejected", loansv1alpha1.LabelPending)
+		Expect(editor.client.Create(ctx, rejected)).To(Succeed())
+		decide(ctx, rejected, loansv1alpha1.PhaseRejected)
+		err = relabel(ctx, controller.client, rejected, loansv1alpha1.LabelApproved)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "want 403 Forbidden, got %v", err)
+		Expect(err).To(MatchError(ContainSubstring("may be approved only when its status.phase is; it is rejected")))
+		Expect(relabel(ctx, controller.client, rejected, loansv1alpha1.LabelRejected)).To(Succeed())
+		Expect(labelOf(ctx, undecided)).To(Equal(loansv1alpha1.LabelPending))
+	})
+})
+
+// The controller's identity is the policy's parameter, filled in from its ServiceAccount when the
+// package is rendered: renaming the namespace in config/dev (or config/default) renames the
+// identity the policy lets through, instead of leaving every application pending.
+var _ = Describe("The status label policy's parameters", func() {
+	It("follow the controller's ServiceAccount when the operator's namespace is renamed", func(ctx context.Context) {
+		copied := filepath.Join(GinkgoT().TempDir(), "config")
+		Expect(os.CopyFS(copied, os.DirFS(configDir))).To(Succeed())
+		kustomization := filepath.Join(copied, "dev", "kustomization.yaml")
+		data, err := os.ReadFile(kustomization)
+		Expect(err).NotTo(HaveOccurred())
+		renamed := strings.Replace(string(data), "namespace: "+systemNamespace, "namespace: lending", 1)
+		Expect(renamed).NotTo(Equal(string(data)))
+		Expect(os.WriteFile(kustomization, []byte(renamed), 0o600)).To(Succeed())
+
+		out, errOut, err := env.Kubectl(ctx, "kustomize", filepath.Join(copied, "dev"))
+		Expect(err).NotTo(HaveOccurred(), errOut)
+		var params, binding *unstructured.Unstructured
+		for _, obj := range parseYAML(out) {
+			switch obj.GetKind() {
+			case "ConfigMap":
+				params = obj
+			case "ValidatingAdmissionPolicyBinding":
+				binding = obj
+			}
+		}
+		Expect(params).NotTo(BeNil())
+		Expect(params.GetNamespace()).To(Equal("lending"))
+		data2, _, _ := unstructured.NestedStringMap(params.Object, "data")
+		Expect(data2).To(Equal(map[string]string{
+			"controllerNamespace": "lending", "controllerServiceAccount": "loan-operator-controller-manager",
+		}))
+		ref, _, _ := unstructured.NestedStringMap(binding.Object, "spec", "paramRef")
+		Expect(ref).To(HaveKeyWithValue("namespace", "lending"))
+		Expect(ref).To(HaveKeyWithValue("name", params.GetName()))
 	})
 })

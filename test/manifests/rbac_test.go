@@ -50,26 +50,52 @@ var _ = Describe("RBAC", func() {
 
 	Describe("the gateway's ServiceAccount", func() {
 		var gateway *identity
-		BeforeEach(func() { gateway = newIdentity(gatewayUser, serviceAccountGroups...) })
+		var served *loansv1alpha1.LoanApplication
+		BeforeEach(func(ctx context.Context) {
+			gateway = newIdentity(gatewayUser, serviceAccountGroups...)
+			// The gateway's rights are in the namespace it serves, where the applications of
+			// every spec meet: a name of its own for each.
+			served = app.DeepCopy()
+			served.Namespace, served.Name = gatewayNamespace, ""
+			served.GenerateName = "ada-"
+			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: gatewayNamespace, GenerateName: "bank-credentials-"},
+				StringData: map[string]string{"token": "s3cret"}}
+			Expect(env.Client.Create(ctx, secret)).To(Succeed())
+			DeferCleanup(func(ctx context.Context) { Expect(env.Client.Delete(ctx, secret)).To(Succeed()) })
+		})
 
-		It("creates, gets, lists and watches LoanApplications", func(ctx context.Context) {
-			Expect(gateway.client.Create(ctx, app)).To(Succeed())
+		It("creates, gets, lists and watches LoanApplications in the namespace it serves", func(ctx context.Context) {
+			Expect(gateway.client.Create(ctx, served)).To(Succeed())
+			DeferCleanup(func(ctx context.Context) { Expect(env.Client.Delete(ctx, served)).To(Succeed()) })
 			var read loansv1alpha1.LoanApplication
-			Expect(gateway.client.Get(ctx, client.ObjectKeyFromObject(app), &read)).To(Succeed())
+			Expect(gateway.client.Get(ctx, client.ObjectKeyFromObject(served), &read)).To(Succeed())
 			var list loansv1alpha1.LoanApplicationList
-			Expect(gateway.client.List(ctx, &list, client.InNamespace(namespace))).To(Succeed())
-			Expect(list.Items).To(HaveLen(1))
-			Expect(gateway.client.List(ctx, &list, client.MatchingLabels{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending})).
-				To(Succeed(), "an informer lists across namespaces")
-			watcher, err := gateway.client.Watch(ctx, &loansv1alpha1.LoanApplicationList{}, client.InNamespace(namespace))
+			Expect(gateway.client.List(ctx, &list, client.InNamespace(gatewayNamespace))).To(Succeed())
+			Expect(list.Items).To(ContainElement(HaveField("Name", served.Name)))
+			Expect(gateway.client.List(ctx, &list, client.InNamespace(gatewayNamespace),
+				client.MatchingLabels{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending})).To(Succeed())
+			watcher, err := gateway.client.Watch(ctx, &loansv1alpha1.LoanApplicationList{}, client.InNamespace(gatewayNamespace))
 			Expect(err).NotTo(HaveOccurred())
 			watcher.Stop()
 		})
 
-		It("is refused updating status, updating, patching and deleting LoanApplications, and reading Secrets", func(ctx context.Context) {
+		It("has no rights on LoanApplications in any other namespace, nor across the cluster", func(ctx context.Context) {
+			expectForbidden(gateway.client.Create(ctx, app.DeepCopy()), "create loanapplications in "+namespace)
 			Expect(env.Client.Create(ctx, app)).To(Succeed())
+			expectForbidden(gateway.client.Get(ctx, client.ObjectKeyFromObject(app), &loansv1alpha1.LoanApplication{}),
+				"get loanapplications in "+namespace)
+			expectForbidden(gateway.client.List(ctx, &loansv1alpha1.LoanApplicationList{}, client.InNamespace(namespace)),
+				"list loanapplications in "+namespace)
+			expectForbidden(gateway.client.List(ctx, &loansv1alpha1.LoanApplicationList{}), "list loanapplications in every namespace")
+			_, err := gateway.client.Watch(ctx, &loansv1alpha1.LoanApplicationList{})
+			expectForbidden(err, "watch loanapplications in every namespace")
+		})
+
+		It("is refused updating status, updating, patching and deleting LoanApplications, and reading Secrets", func(ctx context.Context) {
+			Expect(env.Client.Create(ctx, served)).To(Succeed())
+			DeferCleanup(func(ctx context.Context) { Expect(env.Client.Delete(ctx, served)).To(Succeed()) })
 			var read loansv1alpha1.LoanApplication
-			Expect(gateway.client.Get(ctx, client.ObjectKeyFromObject(app), &read)).To(Succeed())
+			Expect(gateway.client.Get(ctx, client.ObjectKeyFromObject(served), &read)).To(Succeed())
 
 			decided := read.DeepCopy()
 			decided.Status.Phase = loansv1alpha1.Phase("Approved")
@@ -81,10 +107,10 @@ var _ = Describe("RBAC", func() {
 			expectForbidden(gateway.client.Update(ctx, relabelled), "update loanapplications")
 			expectForbidden(gateway.client.Patch(ctx, relabelled, client.MergeFrom(&read)), "patch loanapplications")
 			expectForbidden(gateway.client.Delete(ctx, &read), "delete loanapplications")
-			expectForbidden(gateway.client.DeleteAllOf(ctx, &loansv1alpha1.LoanApplication{}, client.InNamespace(namespace)),
+			expectForbidden(gateway.client.DeleteAllOf(ctx, &loansv1alpha1.LoanApplication{}, client.InNamespace(gatewayNamespace)),
 				"deletecollection loanapplications")
 
-			expectNoSecrets(ctx, gateway, namespace)
+			expectNoSecrets(ctx, gateway, gatewayNamespace)
 		})
 
 		It("reviews the tokens and the rights of the callers of its secure metrics endpoint", func(ctx context.Context) {
@@ -101,16 +127,16 @@ var _ = Describe("RBAC", func() {
 			Expect(access.Status.Allowed).To(BeFalse(), "nobody bound that ServiceAccount to metrics-reader")
 		})
 
-		It("holds no more than create, get, list and watch on LoanApplications and the metrics filter's reviews", func(ctx context.Context) {
+		It("holds create, get, list and watch on LoanApplications where it serves, and the metrics filter's reviews", func(ctx context.Context) {
+			reviews := sets.New("authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create")
+			Expect(grantedRules(ctx, gateway, gatewayNamespace)).To(Equal(reviews.Union(sets.New(
+				"loans.lendo.se/loanapplications:create",
+				"loans.lendo.se/loanapplications:get",
+				"loans.lendo.se/loanapplications:list",
+				"loans.lendo.se/loanapplications:watch",
+			))))
 			for _, ns := range []string{namespace, systemNamespace} {
-				Expect(grantedRules(ctx, gateway, ns)).To(Equal(sets.New(
-					"loans.lendo.se/loanapplications:create",
-					"loans.lendo.se/loanapplications:get",
-					"loans.lendo.se/loanapplications:list",
-					"loans.lendo.se/loanapplications:watch",
-					"authentication.k8s.io/tokenreviews:create",
-					"authorization.k8s.io/subjectaccessreviews:create",
-				)), "in namespace %s", ns)
+				Expect(grantedRules(ctx, gateway, ns)).To(Equal(reviews), "in namespace %s", ns)
 			}
 		})
 	})
@@ -130,7 +156,8 @@ var _ = Describe("RBAC", func() {
 			watcher.Stop()
 
 			submitted := read.DeepCopy()
-			submitted.Status.Phase = loansv1alpha1.Phase("Pending")
+			// Decided: the admission policy lets the label say approved only when the phase does.
+			submitted.Status.Phase = loansv1alpha1.PhaseApproved
 			submitted.Status.SubmittedAt = &metav1.Time{Time: metav1.Now().Rfc3339Copy().Time}
 			Expect(controller.client.Status().Patch(ctx, submitted, client.MergeFrom(&read))).To(Succeed())
 

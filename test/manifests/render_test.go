@@ -52,9 +52,13 @@ var _ = Describe("The kustomize packages", func() {
 			for _, obj := range r.objects {
 				Expect(obj.GetName()).To(Or(HavePrefix("loan-operator-"), HaveSuffix(".loans.lendo.se")),
 					"%s %s", obj.GetKind(), obj.GetName())
-				if clusterScoped[obj.GetKind()] {
+				switch {
+				case clusterScoped[obj.GetKind()]:
 					Expect(obj.GetNamespace()).To(BeEmpty(), "%s %s is cluster-scoped", obj.GetKind(), obj.GetName())
-				} else {
+				case strings.HasPrefix(obj.GetName(), "loan-operator-gateway-role"):
+					// The gateway's Role and RoleBinding are in the namespace it serves.
+					Expect(obj.GetNamespace()).To(Equal(gatewayNamespace), "%s %s", obj.GetKind(), obj.GetName())
+				default:
 					Expect(obj.GetNamespace()).To(Equal(systemNamespace), "%s %s", obj.GetKind(), obj.GetName())
 				}
 			}
@@ -179,7 +183,13 @@ var _ = Describe("The kustomize packages", func() {
 			Expect(policyName).To(Equal(policy.GetName()))
 			actions, _, _ := unstructured.NestedStringSlice(binding.Object, "spec", "validationActions")
 			Expect(actions).To(ConsistOf("Deny"))
-			Expect(r.yaml).To(ContainSubstring(controllerUser))
+			// The controller's identity is the policy's parameter, named as rendered.
+			params := r.get("ConfigMap", "loan-operator-status-label-policy-params")
+			data, _, _ := unstructured.NestedStringMap(params.Object, "data")
+			Expect("system:serviceaccount:" + data["controllerNamespace"] + ":" + data["controllerServiceAccount"]).To(Equal(controllerUser))
+			ref, _, _ := unstructured.NestedStringMap(binding.Object, "spec", "paramRef")
+			Expect(ref).To(HaveKeyWithValue("name", params.GetName()))
+			Expect(ref).To(HaveKeyWithValue("namespace", params.GetNamespace()))
 		})
 	})
 
@@ -211,10 +221,11 @@ var _ = Describe("The kustomize packages", func() {
 			"CustomResourceDefinition":         1,
 			"Namespace":                        1,
 			"ServiceAccount":                   2,
-			"ClusterRole":                      7, // manager, gateway, metrics auth and reader, admin, editor, viewer
-			"ClusterRoleBinding":               4, // manager, gateway, metrics auth of each
-			"Role":                             1, // leader election
-			"RoleBinding":                      1,
+			"ClusterRole":                      6, // manager, metrics auth and reader, admin, editor, viewer
+			"ClusterRoleBinding":               3, // manager, metrics auth of each
+			"Role":                             2, // leader election, gateway (in the namespace it serves)
+			"RoleBinding":                      2,
+			"ConfigMap":                        1, // the admission policy's parameters
 			"ValidatingAdmissionPolicy":        1,
 			"ValidatingAdmissionPolicyBinding": 1,
 		}))
@@ -223,7 +234,7 @@ var _ = Describe("The kustomize packages", func() {
 		Expect(r.get("ServiceAccount", "loan-operator-gateway").GetNamespace()).To(Equal(systemNamespace))
 		Expect(r.get("Role", "loan-operator-leader-election-role").GetNamespace()).To(Equal(systemNamespace))
 		Expect(r.get("RoleBinding", "loan-operator-leader-election-rolebinding").GetNamespace()).To(Equal(systemNamespace))
-		Expect(r.get("ClusterRoleBinding", "loan-operator-gateway-rolebinding")).NotTo(BeNil())
+		Expect(r.get("RoleBinding", "loan-operator-gateway-rolebinding").GetNamespace()).To(Equal("default"))
 		metricsAuth := r.get("ClusterRoleBinding", "loan-operator-gateway-metrics-auth-rolebinding")
 		role, _, _ := unstructured.NestedString(metricsAuth.Object, "roleRef", "name")
 		Expect(r.get("ClusterRole", role).GetName()).To(Equal("loan-operator-metrics-auth-role"))

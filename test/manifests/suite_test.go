@@ -24,6 +24,9 @@ const (
 	systemNamespace = "loan-operator-system"
 	controllerUser  = "system:serviceaccount:" + systemNamespace + ":loan-operator-controller-manager"
 	gatewayUser     = "system:serviceaccount:" + systemNamespace + ":loan-operator-gateway"
+	// gatewayNamespace is the namespace the gateway serves (its --namespace), where its Role and
+	// RoleBinding are.
+	gatewayNamespace = "default"
 )
 
 var (
