@@ -185,7 +185,8 @@ func TestStateMachine(t *testing.T) {
 		{"a resubmission the bank refuses for good fails the application", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindNotFound, 404, ""),
 				submitErrs: []error{bankErr(bank.KindInvalidPayload, 400, "the request payload is not valid.")}}, t0.Add(40 * time.Second),
-			want{phase: "Failed", polls: 1, submits: 1, submission: "invalid", poll: "not_found", events: []string{"Warning BankForgot", "Warning InvalidPayload"},
+			want{phase: "Failed", polls: 1, submits: 1, submission: "invalid", poll: "not_found",
+				events:     []string{"Warning BankForgot", "Warning InvalidPayload"},
 				conditions: map[string]string{"Stalled": "True/InvalidPayload", "Ready": "False/InvalidPayload", "Reconciling": "-"}}},
 		{"a 403 to a poll is refused: backoff, Submitted stays True", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindRefused, 403, "Forbidden")}, firstPoll,
@@ -198,7 +199,8 @@ func TestStateMachine(t *testing.T) {
 			want{phase: "Pending", polls: 1, requeueAfter: 11 * time.Second, poll: "throttled",
 				conditions: map[string]string{"Ready": "False/Throttled"}}},
 		{"a 5xx to a poll backs off", pendingApp(), fakeBank{jobErr: bankErr(bank.KindTransient, 500, "boom")}, firstPoll,
-			want{phase: "Pending", polls: 1, err: errBankUnavailable, poll: "error", conditions: map[string]string{"Ready": "False/BankUnavailable"}}},
+			want{phase: "Pending", polls: 1, err: errBankUnavailable, poll: "error",
+				conditions: map[string]string{"Ready": "False/BankUnavailable"}}},
 		{"an Approved application never calls the bank again", finalApp("Approved"), fakeBank{}, t0.Add(time.Hour),
 			want{phase: "Approved", unchanged: true}},
 		{"a Rejected application never calls the bank again", finalApp("Rejected"), fakeBank{}, t0.Add(time.Hour),
@@ -226,7 +228,8 @@ func TestStateMachine(t *testing.T) {
 func checkDecision(t *testing.T, app *loansv1alpha1.LoanApplication, d decision, b *fakeBank, w want) {
 	t.Helper()
 	if d.status.Phase != w.phase || b.submits != w.submits || b.polls != w.polls {
-		t.Errorf("phase %q after %d submits and %d polls, want %q after %d and %d", d.status.Phase, b.submits, b.polls, w.phase, w.submits, w.polls)
+		t.Errorf("phase %q after %d submits and %d polls, want %q after %d and %d",
+			d.status.Phase, b.submits, b.polls, w.phase, w.submits, w.polls)
 	}
 	if d.requeueAfter != w.requeueAfter || !errors.Is(d.err, w.err) || (w.err == nil) != (d.err == nil) {
 		t.Errorf("requeue after %v, error %v; want %v, %v", d.requeueAfter, d.err, w.requeueAfter, w.err)
@@ -237,6 +240,30 @@ func checkDecision(t *testing.T, app *loansv1alpha1.LoanApplication, d decision,
 	if d.counts.submission != w.submission || d.counts.poll != w.poll {
 		t.Errorf("counted submission %q poll %q, want %q %q", d.counts.submission, d.counts.poll, w.submission, w.poll)
 	}
+	if w.messageHas != "" && !anyMessageHas(d.status, w.messageHas) {
+		t.Errorf("no message says %q: %+v", w.messageHas, d.status)
+	}
+	if w.submittedResubmit && !d.status.SubmittedAt.Equal(&metav1.Time{Time: t0.Add(40 * time.Second)}) {
+		t.Errorf("submittedAt %v after the resubmission", d.status.SubmittedAt)
+	}
+	checkConditions(t, app, d, w)
+	checkEvents(t, d, w)
+}
+
+func checkEvents(t *testing.T, d decision, w want) {
+	t.Helper()
+	events := make([]string, 0, len(d.events))
+	for _, e := range d.events {
+		events = append(events, e.eventType+" "+e.reason)
+	}
+	if strings.Join(events, ",") != strings.Join(w.events, ",") {
+		t.Errorf("events %v, want %v", events, w.events)
+	}
+}
+
+// checkConditions checks the conditions a row names, and the generation on every one.
+func checkConditions(t *testing.T, app *loansv1alpha1.LoanApplication, d decision, w want) {
+	t.Helper()
 	for conditionType, expected := range w.conditions {
 		c := meta.FindStatusCondition(d.status.Conditions, conditionType)
 		got := "-"
@@ -247,16 +274,6 @@ func checkDecision(t *testing.T, app *loansv1alpha1.LoanApplication, d decision,
 			t.Errorf("condition %s is %s, want %s", conditionType, got, expected)
 		}
 	}
-	if w.messageHas != "" && !anyMessageHas(d.status, w.messageHas) {
-		t.Errorf("no message says %q: %+v", w.messageHas, d.status)
-	}
-	var events []string
-	for _, e := range d.events {
-		events = append(events, e.eventType+" "+e.reason)
-	}
-	if strings.Join(events, ",") != strings.Join(w.events, ",") {
-		t.Errorf("events %v, want %v", events, w.events)
-	}
 	for _, c := range d.status.Conditions {
 		if c.ObservedGeneration != app.Generation {
 			t.Errorf("condition %s observed generation %d, want %d", c.Type, c.ObservedGeneration, app.Generation)
@@ -264,9 +281,6 @@ func checkDecision(t *testing.T, app *loansv1alpha1.LoanApplication, d decision,
 	}
 	if d.status.ObservedGeneration != app.Generation {
 		t.Errorf("status observed generation %d, want %d", d.status.ObservedGeneration, app.Generation)
-	}
-	if w.submittedResubmit && !d.status.SubmittedAt.Equal(&metav1.Time{Time: t0.Add(40 * time.Second)}) {
-		t.Errorf("submittedAt %v after the resubmission", d.status.SubmittedAt)
 	}
 }
 
@@ -306,7 +320,8 @@ func TestTheBanksWordsAreCapped(t *testing.T) {
 	huge := strings.Repeat("é", 600_000) // two bytes each: a cut in the middle would break one
 	for _, err := range []error{bankErr(bank.KindInvalidPayload, 400, huge), bankErr(bank.KindRefused, 403, huge)} {
 		d := runPass(&fakeBank{submitErrs: []error{err}}, newApp(), t0)
-		texts := []string{d.status.Message}
+		texts := make([]string, 0, 1+len(d.status.Conditions)+len(d.events))
+		texts = append(texts, d.status.Message)
 		for _, c := range d.status.Conditions {
 			texts = append(texts, c.Message)
 		}
