@@ -6,9 +6,21 @@ const (
 	// "already used" answer to a retry). While False, its message carries the last error.
 	ConditionSubmitted = "Submitted"
 
-	// ConditionReady is True once the application is final: its reason says how (Approved,
-	// Rejected, InvalidPayload). While False, the reason says what it waits for.
+	// ConditionReady is True once the bank has decided: its reason says how (Approved or
+	// Rejected). While False, the reason says what it waits for, or InvalidPayload for an
+	// application the bank refused for good. `kubectl wait --for=condition=Ready` therefore
+	// returns for decided applications only.
 	ConditionReady = "Ready"
+
+	// ConditionReconciling is True while the controller still has work to do (the application
+	// is not final), and absent once it is final: the abnormal-true condition kstatus reads as
+	// InProgress.
+	ConditionReconciling = "Reconciling"
+
+	// ConditionStalled is True when the application can make no further progress without a
+	// person (the bank refused its payload for good), and absent otherwise: kstatus reads it as
+	// Failed.
+	ConditionStalled = "Stalled"
 )
 
 // Condition reasons, CamelCase as Kubernetes expects.
@@ -23,9 +35,14 @@ const (
 	// ReasonBankUnavailable: the bank could not be reached or answered with a transient error;
 	// the controller retries with backoff.
 	ReasonBankUnavailable = "BankUnavailable"
+	// ReasonBankRefused: something answered the bank's address with a 4xx the bank does not
+	// document (401, 403, 418...), most likely a proxy in front of it; the message carries the
+	// code, and the controller retries with backoff.
+	ReasonBankRefused = "BankRefused"
 	// ReasonThrottled: the bank asked the controller to slow down (429); it waits and retries.
 	ReasonThrottled = "Throttled"
-	// ReasonInvalidPayload: the bank refused the payload for good; the application is Failed.
+	// ReasonInvalidPayload: the bank refused the payload for good (its documented 400); the
+	// application is Failed.
 	ReasonInvalidPayload = "InvalidPayload"
 	// ReasonApproved: the bank approved the loan.
 	ReasonApproved = "Approved"

@@ -41,8 +41,8 @@ const (
 	PhaseApproved Phase = "Approved"
 	// PhaseRejected: the bank rejected the loan. Final.
 	PhaseRejected Phase = "Rejected"
-	// PhaseFailed: the bank refused the payload for good (a 4xx other than a duplicate id).
-	// Final: retrying the same payload cannot succeed, and the spec cannot change.
+	// PhaseFailed: the bank refused the payload for good (its documented 400, other than a
+	// duplicate id). Final: retrying the same payload cannot succeed, and the spec cannot change.
 	PhaseFailed Phase = "Failed"
 )
 
@@ -84,12 +84,14 @@ type LoanApplicationStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
 	// message is a human-readable summary of the current state, such as the bank's reason for a
-	// refusal or the last error talking to it.
+	// refusal. At most 1024 bytes: a longer text is cut and marked so.
 	// +optional
+	// +kubebuilder:validation:MaxLength=1024
 	Message string `json:"message,omitempty"`
 
 	// conditions are the standard Kubernetes conditions: Submitted (the bank has the
-	// application) and Ready (the bank decided; its reason says how).
+	// application), Ready (the bank decided; its reason says how), Reconciling (not final yet)
+	// and Stalled (refused for good), each with the generation it was computed from.
 	// +optional
 	// +listType=map
 	// +listMapKey=type

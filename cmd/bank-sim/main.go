@@ -35,6 +35,14 @@ func main() {
 	flag.Float64Var(&faults.RateLimit, "rate-limit", 0,
 		"The requests per second above which the answer is 429 with Retry-After; 0 is off.")
 	flag.Float64Var(&faults.DropRate, "drop-rate", 0, "The share of requests answered by dropping the connection.")
+	flag.Float64Var(&faults.Answer.Rate, "answer-rate", 0,
+		"The share of requests answered with --answer-status, --answer-body and --answer-retry-after instead; 0 is off.")
+	flag.StringVar(&faults.Answer.Operation, "answer-operation", "",
+		`Which requests --answer-rate picks from: "submit", "poll", or both when empty.`)
+	flag.IntVar(&faults.Answer.Status, "answer-status", 0, "The HTTP status of the chosen answer, for example 401, 403, 418, 429 or 400.")
+	flag.StringVar(&faults.Answer.Body, "answer-body", "", `The body of the chosen answer, as it is; empty sends {"error": "<status text>"}.`)
+	flag.StringVar(&faults.Answer.RetryAfter, "answer-retry-after", "",
+		`The Retry-After header of the chosen answer, in seconds or as an HTTP date ("Fri, 31 Dec 9999 23:59:59 GMT").`)
 	flag.BoolVar(&cfg.LogRequests, "log-requests", false, "Log one line per request.")
 	flag.Parse()
 

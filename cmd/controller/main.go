@@ -25,6 +25,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -53,21 +54,21 @@ func init() {
 
 // flags are the program's settings; every one has a default that works on a laptop.
 type flags struct {
-	metricsAddr, probeAddr      string
-	pprofAddr                   string
-	secureMetrics, enableHTTP2  bool
-	leaderElect                 bool
-	leaderElectionNamespace     string
-	namespace                   string
-	bankURL                     string
-	bankTimeout                 time.Duration
-	bankQPS                     float64
-	bankBurst                   int
-	timing                      controller.Timing
-	maxConcurrentReconciles     int
-	retryBaseDelay, retryMaxDel time.Duration
-	kubeAPIQPS                  float64
-	kubeAPIBurst                int
+	metricsAddr, probeAddr     string
+	pprofAddr                  string
+	secureMetrics, enableHTTP2 bool
+	leaderElect                bool
+	leaderElectionNamespace    string
+	namespace                  string
+	bankURL                    string
+	bankTimeout                time.Duration
+	bankQPS                    float64
+	bankBurst                  int
+	timing                     controller.Timing
+	maxConcurrentReconciles    int
+	retryBaseDelay             time.Duration
+	kubeAPIQPS                 float64
+	kubeAPIBurst               int
 }
 
 // parseFlags reads the program's flags from args into fs (flag.CommandLine in main, where
@@ -99,12 +100,13 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	fs.DurationVar(&f.timing.NotFoundGrace, "not-found-grace", controller.DefaultTiming.NotFoundGrace,
 		"How long after a submission a 404 from the bank is taken for lag; after it, the application is submitted again.")
 	fs.Float64Var(&f.timing.Jitter, "poll-jitter", controller.DefaultTiming.Jitter,
-		"Random spread of the polls, so that applications do not poll in lockstep: the first poll comes up to this fraction "+
-			"later than --first-poll-delay, the next ones within ± half of it around --poll-interval.")
+		"Spread of the polls, so that applications do not poll in lockstep: each application's first poll comes up to this "+
+			"fraction later than --first-poll-delay (a share fixed by its UID), the next ones every --poll-interval after it.")
 	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"Applications reconciled at once; reconciles wait on the bank and the API server, so this is well above the number of cores.")
 	fs.DurationVar(&f.retryBaseDelay, "retry-base-delay", 500*time.Millisecond, "First retry delay after a transient bank error.")
-	fs.DurationVar(&f.retryMaxDel, "retry-max-delay", 2*time.Minute, "Longest retry delay after repeated transient bank errors.")
+	fs.DurationVar(&f.timing.MaxWait, "retry-max-delay", controller.DefaultTiming.MaxWait,
+		"Longest wait before asking the bank again: caps the backoff after repeated bank errors, and any Retry-After the bank sends.")
 	fs.Float64Var(&f.kubeAPIQPS, "kube-api-qps", 2000, "Most requests per second to the Kubernetes API (-1: unlimited).")
 	fs.IntVar(&f.kubeAPIBurst, "kube-api-burst", 4000, "Burst of requests to the Kubernetes API above --kube-api-qps.")
 	opts := zap.Options{Development: false}
@@ -128,7 +130,7 @@ func (f flags) validate() error {
 		return errors.New("--poll-jitter must be within [0, 1]")
 	case f.maxConcurrentReconciles < 1:
 		return errors.New("--max-concurrent-reconciles must be at least 1")
-	case f.retryBaseDelay <= 0 || f.retryMaxDel < f.retryBaseDelay:
+	case f.retryBaseDelay <= 0 || f.timing.MaxWait < f.retryBaseDelay:
 		return errors.New("--retry-base-delay must be positive and at most --retry-max-delay")
 	case f.bankQPS < 0 || f.bankBurst < 0:
 		return errors.New("--bank-qps and --bank-burst must not be negative")
@@ -166,7 +168,7 @@ func main() {
 	if err := reconciler.SetupWithManager(mgr, controller.Options{
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,
 		RetryBaseDelay:          f.retryBaseDelay,
-		RetryMaxDelay:           f.retryMaxDel,
+		RetryMaxDelay:           f.timing.MaxWait,
 	}); err != nil {
 		setupLog.Error(err, "unable to create controller", "controller", "LoanApplication")
 		os.Exit(1)
@@ -182,7 +184,7 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("starting manager", "bank", f.bankURL, "pollInterval", f.timing.PollInterval)
+	logStart(setupLog, f)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		setupLog.Error(err, "problem running manager")
 		os.Exit(1)
@@ -233,4 +235,10 @@ func managerOptions(f flags) ctrl.Options {
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOpts,
 	}
+}
+
+// logStart says what the controller starts with. The bank URL may carry credentials
+// (https://user:password@bank): they are never logged.
+func logStart(log logr.Logger, f flags) {
+	log.Info("starting manager", "bank", bank.RedactURL(f.bankURL), "pollInterval", f.timing.PollInterval)
 }

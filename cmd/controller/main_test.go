@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
+
+	"github.com/lendo/loan-operator/internal/bank"
 	"github.com/lendo/loan-operator/internal/controller"
 )
 
@@ -86,5 +89,24 @@ func TestFlagsAreChecked(t *testing.T) {
 	}
 	if f, _ := parse(t, "--poll-interval=3s"); f.timing.PollInterval != 3*time.Second {
 		t.Errorf("--poll-interval=3s gives %v", f.timing.PollInterval)
+	}
+}
+
+func TestTheBankURLIsLoggedWithoutItsPassword(t *testing.T) {
+	var logged strings.Builder
+	log := funcr.New(func(prefix, args string) { logged.WriteString(prefix + args + "\n") }, funcr.Options{})
+	f, err := parse(t, "--bank-url=https://lender:s3cret@bank.example:8443/api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logStart(log, f)
+	if strings.Contains(logged.String(), "s3cret") || !strings.Contains(logged.String(), "bank.example:8443") {
+		t.Errorf("the start-up log shows %q", logged.String())
+	}
+	if _, err := bank.New("https://lender:s3cret@bank.example/?q=1", bank.Options{}); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bank.New's error shows the password: %v", err)
+	}
+	if _, err := bank.New("https://lender:s3cret@bank example/", bank.Options{}); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("bank.New's error shows the password: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -87,17 +88,30 @@ func New(baseURL string, opts Options) (*Client, error) {
 
 func parseBaseURL(raw string) (*url.URL, error) {
 	base, err := url.Parse(raw)
+	var urlErr *url.Error
 	switch {
+	case errors.As(err, &urlErr):
+		return nil, fmt.Errorf("bank URL %s: %w", RedactURL(raw), urlErr.Err)
 	case err != nil:
-		return nil, fmt.Errorf("bank URL %q: %w", raw, err)
+		return nil, fmt.Errorf("bank URL %s: %w", RedactURL(raw), err)
 	case base.Scheme != "http" && base.Scheme != "https":
-		return nil, fmt.Errorf("bank URL %q: the scheme must be http or https", raw)
+		return nil, fmt.Errorf("bank URL %s: the scheme must be http or https", base.Redacted())
 	case base.Host == "":
-		return nil, fmt.Errorf("bank URL %q: no host", raw)
+		return nil, fmt.Errorf("bank URL %s: no host", base.Redacted())
 	case base.RawQuery != "" || base.Fragment != "":
-		return nil, fmt.Errorf("bank URL %q: no query or fragment allowed", raw)
+		return nil, fmt.Errorf("bank URL %s: no query or fragment allowed", base.Redacted())
 	}
 	return base, nil
+}
+
+// RedactURL returns the bank URL fit for a log: its password replaced by "xxxxx", or only
+// "(unparsable URL)" when it cannot be read, since a credential might be anywhere in it then.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // newHTTPClient keeps enough idle connections for the whole pool of reconciles: the default
@@ -124,11 +138,11 @@ type submitRequest struct {
 }
 
 // Submit creates app at the bank and returns the bank's view of it (status "pending").
-// IsAlreadySubmitted(err) means the bank has it already, from an earlier call.
+// An error of KindAlreadyUsed means the bank has it already, from an earlier call.
 func (c *Client) Submit(ctx context.Context, app Application) (Application, error) {
 	payload, err := json.Marshal(submitRequest{ID: app.ID, FirstName: app.FirstName, LastName: app.LastName})
 	if err != nil {
-		return Application{}, &Error{Class: ClassInvalid, Op: opSubmit, Message: "encoding the application", Err: err}
+		return Application{}, &Error{Kind: KindTransient, Op: opSubmit, Message: "encoding the application", Err: err}
 	}
 	newRequest := func(ctx context.Context) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.applicationsURL, bytes.NewReader(payload))
@@ -151,7 +165,8 @@ func (c *Client) Submit(ctx context.Context, app Application) (Application, erro
 }
 
 // GetJob returns the bank's assessment job of the application applicationID.
-// IsNotFound(err) means the bank does not know the application (any more).
+// An error of KindNotFound means the bank does not know the application (any more). An
+// answer about another application than the one asked is an error, never a decision.
 func (c *Client) GetJob(ctx context.Context, applicationID string) (Job, error) {
 	target := c.jobsURL + "?application_id=" + url.QueryEscape(applicationID)
 	newRequest := func(ctx context.Context) (*http.Request, error) {
@@ -164,6 +179,9 @@ func (c *Client) GetJob(ctx context.Context, applicationID string) (Job, error) 
 		}
 		if job.ID == "" || job.ApplicationID == "" {
 			return errors.New("the answer lacks id or application_id")
+		}
+		if job.ApplicationID != applicationID {
+			return fmt.Errorf("the answer is about application %q, not %q", job.ApplicationID, applicationID)
 		}
 		if job.Status != JobPending && !job.Status.IsDecided() {
 			return fmt.Errorf("unknown job status %q", job.Status)
@@ -180,14 +198,14 @@ func (c *Client) call(ctx context.Context, op string,
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			requestsTotal.WithLabelValues(op, codeCanceled).Inc()
-			return &Error{Class: ClassTransient, Op: op, Message: "waiting for the client-side rate limit", Err: err}
+			return &Error{Kind: KindTransient, Op: op, Message: "waiting for the client-side rate limit", Err: err}
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	req, err := newRequest(ctx)
 	if err != nil {
-		return &Error{Class: ClassInvalid, Op: op, Message: "building the request", Err: err}
+		return &Error{Kind: KindTransient, Op: op, Message: "building the request", Err: err}
 	}
 
 	start := time.Now()
@@ -195,12 +213,12 @@ func (c *Client) call(ctx context.Context, op string,
 	requestDuration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil {
 		requestsTotal.WithLabelValues(op, transportCode(err)).Inc()
-		return &Error{Class: ClassTransient, Op: op, StatusCode: status, Err: err}
+		return &Error{Kind: KindTransient, Op: op, StatusCode: status, Err: err}
 	}
 	if status >= 200 && status < 300 {
 		if err := decode(body); err != nil {
 			requestsTotal.WithLabelValues(op, codeInvalidResponse).Inc()
-			return &Error{Class: ClassTransient, Op: op, StatusCode: status,
+			return &Error{Kind: KindTransient, Op: op, StatusCode: status,
 				Message: "the answer is not the documented JSON: " + err.Error(), Err: err}
 		}
 	}
@@ -239,29 +257,35 @@ func transportCode(err error) string {
 	}
 }
 
-// classifyAnswer returns nil for a 2xx, else the *Error its status and body call for.
+// classifyAnswer returns nil for a 2xx, else the *Error its status and body call for. Only the
+// answers the bank documents are taken at their word: its 400s (the duplicate id, and the
+// invalid payload, which is final) and its 404 to a poll. Any other 4xx most likely comes from
+// something in front of the bank (an auth proxy answering 401 or 403 for a while) and says
+// nothing about the application, so it is refused, not invalid: worth a retry.
 func classifyAnswer(op string, status int, header http.Header, body []byte, now time.Time) error {
 	msg := bankMessage(status, body)
-	var class Class
+	var kind Kind
 	switch {
 	case status >= 200 && status < 300:
 		return nil
 	case status == http.StatusTooManyRequests:
-		return &Error{Class: ClassThrottled, Op: op, StatusCode: status, Message: msg,
+		return &Error{Kind: KindThrottled, Op: op, StatusCode: status, Message: msg,
 			RetryAfter: parseRetryAfter(header.Get("Retry-After"), now)}
-	case status == http.StatusNotFound:
-		class = ClassNotFound
+	case status == http.StatusNotFound && op == opGetJob:
+		kind = KindNotFound
 	case status == http.StatusBadRequest && msg == msgAlreadyUsed:
-		class = ClassAlreadySubmitted
+		kind = KindAlreadyUsed
+	case status == http.StatusBadRequest:
+		kind = KindInvalidPayload
 	case status == http.StatusRequestTimeout:
 		// A proxy's "you were too slow": says nothing about the payload, so worth a retry.
-		class = ClassTransient
+		kind = KindTransient
 	case status >= 400 && status < 500:
-		class = ClassInvalid
+		kind = KindRefused
 	default: // 5xx, and 1xx or 3xx, which the bank never sends on purpose
-		class = ClassTransient
+		kind = KindTransient
 	}
-	return &Error{Class: class, Op: op, StatusCode: status, Message: msg}
+	return &Error{Kind: kind, Op: op, StatusCode: status, Message: msg}
 }
 
 // bankMessage is the bank's {"error": "..."} message, else the start of the body as text,
@@ -283,14 +307,22 @@ func bankMessage(status int, body []byte) string {
 }
 
 // parseRetryAfter reads a Retry-After value, in seconds or as an HTTP date; 0 when absent,
-// unreadable or already past.
+// unreadable or already past. A value beyond what a time.Duration holds (a date in the year
+// 9999, a number of seconds in the billions) saturates at the largest Duration rather than
+// wrapping around to a negative one: the caller caps it.
 func parseRetryAfter(value string, now time.Time) time.Duration {
 	value = strings.TrimSpace(value)
 	if value == "" {
 		return 0
 	}
-	if seconds, err := strconv.Atoi(value); err == nil {
-		return time.Duration(max(seconds, 0)) * time.Second
+	if seconds, err := strconv.ParseInt(value, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		switch {
+		case seconds <= 0:
+			return 0
+		case seconds > int64(math.MaxInt64/time.Second):
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Duration(seconds) * time.Second
 	}
 	if at, err := http.ParseTime(value); err == nil {
 		return max(at.Sub(now), 0)

@@ -154,37 +154,37 @@ func TestErrorClassesOfTheBanksAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name      string
-		call      func() error
-		wantClass bank.Class
-		wantMsg   string
+		name     string
+		call     func() error
+		wantKind bank.Kind
+		wantMsg  string
 	}{
-		{"a second submission is already submitted", func() error {
+		{"a second submission is already used", func() error {
 			_, err := c.Submit(ctx, bank.Application{ID: known})
 			return err
-		}, bank.ClassAlreadySubmitted, "the application ID is already used"},
-		{"an id that is not a UUID is invalid", func() error {
+		}, bank.KindAlreadyUsed, "the application ID is already used"},
+		{"an id that is not a UUID is an invalid payload", func() error {
 			_, err := c.Submit(ctx, bank.Application{ID: "not-a-uuid"})
 			return err
-		}, bank.ClassInvalid, "the request payload is not valid."},
+		}, bank.KindInvalidPayload, "the request payload is not valid."},
 		{"the job of an unknown application is not found", func() error {
 			_, err := c.GetJob(ctx, uuid.NewString())
 			return err
-		}, bank.ClassNotFound, "failed to get job, the application_id doesn't exist."},
-		{"the job of an id that is not a UUID is invalid", func() error {
+		}, bank.KindNotFound, "failed to get job, the application_id doesn't exist."},
+		{"the job of an id that is not a UUID is an invalid payload", func() error {
 			_, err := c.GetJob(ctx, "not-a-uuid")
 			return err
-		}, bank.ClassInvalid, "application_id is not a valid uuid"},
-		{"the job of an empty id is invalid", func() error {
+		}, bank.KindInvalidPayload, "application_id is not a valid uuid"},
+		{"the job of an empty id is an invalid payload", func() error {
 			_, err := c.GetJob(ctx, "")
 			return err
-		}, bank.ClassInvalid, "application_id is missing"},
+		}, bank.KindInvalidPayload, "application_id is missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			be := bankError(t, tt.call())
-			if be.Class != tt.wantClass || be.Message != tt.wantMsg || bank.ClassOf(be) != tt.wantClass {
-				t.Errorf("class %q message %q, want %q %q", be.Class, be.Message, tt.wantClass, tt.wantMsg)
+			if be.Kind != tt.wantKind || be.Message != tt.wantMsg || bank.KindOf(be) != tt.wantKind {
+				t.Errorf("class %q message %q, want %q %q", be.Kind, be.Message, tt.wantKind, tt.wantMsg)
 			}
 		})
 	}
@@ -194,13 +194,13 @@ func TestErrorClassesFromTheSimulatorsFaults(t *testing.T) {
 	tests := []struct {
 		name           string
 		faults         banksim.Faults
-		wantClass      bank.Class
+		wantKind       bank.Kind
 		wantStatus     []int // any of these; none means no answer at all
 		wantRetryAfter time.Duration
 	}{
-		{"fail rate 1 is transient", banksim.Faults{FailRate: 1}, bank.ClassTransient, []int{500, 503}, 0},
-		{"a rate limit is throttled with Retry-After", banksim.Faults{RateLimit: 1}, bank.ClassThrottled, []int{429}, time.Second},
-		{"a dropped connection is transient", banksim.Faults{DropRate: 1}, bank.ClassTransient, nil, 0},
+		{"fail rate 1 is transient", banksim.Faults{FailRate: 1}, bank.KindTransient, []int{500, 503}, 0},
+		{"a rate limit is throttled with Retry-After", banksim.Faults{RateLimit: 1}, bank.KindThrottled, []int{429}, time.Second},
+		{"a dropped connection is transient", banksim.Faults{DropRate: 1}, bank.KindTransient, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,9 +215,9 @@ func TestErrorClassesFromTheSimulatorsFaults(t *testing.T) {
 			for _, s := range tt.wantStatus {
 				statusOK = statusOK || be.StatusCode == s
 			}
-			if be.Class != tt.wantClass || !statusOK || be.RetryAfter != tt.wantRetryAfter {
+			if be.Kind != tt.wantKind || !statusOK || be.RetryAfter != tt.wantRetryAfter {
 				t.Errorf("class %q status %d retry after %v, want %q %v %v",
-					be.Class, be.StatusCode, be.RetryAfter, tt.wantClass, tt.wantStatus, tt.wantRetryAfter)
+					be.Kind, be.StatusCode, be.RetryAfter, tt.wantKind, tt.wantStatus, tt.wantRetryAfter)
 			}
 		})
 	}

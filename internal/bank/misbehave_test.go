@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -68,40 +69,50 @@ func TestErrorClassesFromMisbehavingServers(t *testing.T) {
 		name           string
 		handler        http.HandlerFunc
 		op             string // "submit" or "get_job"
-		wantClass      bank.Class
+		wantKind       bank.Kind
 		wantStatus     int
 		wantMsg        string        // when not empty
 		wantRetryAfter time.Duration // within two seconds: an HTTP date keeps whole seconds, and the test takes time
 		wantCode       string        // the code label counted
 	}{
-		{"slow beyond the timeout is transient", slow, "get_job", bank.ClassTransient, 0, "", 0, "timeout"},
-		{"a reset connection is transient", hangUp(true), "submit", bank.ClassTransient, 0, "", 0, "connection_error"},
-		{"a connection closed without answer is transient", hangUp(false), "get_job", bank.ClassTransient, 0, "", 0, "connection_error"},
-		{"a body cut short is transient", truncated, "get_job", bank.ClassTransient, 200, "", 0, "connection_error"},
-		{"a garbage 200 is transient", answer(200, `<html>hello</html>`), "get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
+		{"slow beyond the timeout is transient", slow, "get_job", bank.KindTransient, 0, "", 0, "timeout"},
+		{"a reset connection is transient", hangUp(true), "submit", bank.KindTransient, 0, "", 0, "connection_error"},
+		{"a connection closed without answer is transient", hangUp(false), "get_job", bank.KindTransient, 0, "", 0, "connection_error"},
+		{"a body cut short is transient", truncated, "get_job", bank.KindTransient, 200, "", 0, "connection_error"},
+		{"a garbage 200 is transient", answer(200, `<html>hello</html>`), "get_job", bank.KindTransient, 200, "", 0, "invalid_response"},
 		{"a 201 without id and status is transient", answer(201, `{"first_name":"Ada"}`),
-			"submit", bank.ClassTransient, 201, "", 0, "invalid_response"},
+			"submit", bank.KindTransient, 201, "", 0, "invalid_response"},
 		{"a 200 job without id is transient", answer(200, `{"status":"pending"}`),
-			"get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
+			"get_job", bank.KindTransient, 200, "", 0, "invalid_response"},
 		{"a 200 job with an unknown status is transient",
-			answer(200, `{"id":"1","application_id":"2","status":"approved"}`), "get_job", bank.ClassTransient, 200, "", 0, "invalid_response"},
+			answer(200, `{"id":"1","application_id":"2","status":"approved"}`), "get_job", bank.KindTransient, 200, "", 0, "invalid_response"},
 		{"429 with Retry-After in seconds is throttled", answer(429, `{"error":"slow down"}`, "Retry-After", "7"),
-			"submit", bank.ClassThrottled, 429, "slow down", 7 * time.Second, "429"},
+			"submit", bank.KindThrottled, 429, "slow down", 7 * time.Second, "429"},
 		{"429 with Retry-After as a date is throttled", answer(429, ``, "Retry-After", inThirtySeconds),
-			"get_job", bank.ClassThrottled, 429, "Too Many Requests", 30 * time.Second, "429"},
-		{"429 without Retry-After is throttled", answer(429, `too many`), "get_job", bank.ClassThrottled, 429, "too many", 0, "429"},
-		{"418 is invalid with the bank's message", answer(418, `{"error":"I'm a teapot"}`),
-			"submit", bank.ClassInvalid, 418, "I'm a teapot", 0, "418"},
+			"get_job", bank.KindThrottled, 429, "Too Many Requests", 30 * time.Second, "429"},
+		{"429 without Retry-After is throttled", answer(429, `too many`), "get_job", bank.KindThrottled, 429, "too many", 0, "429"},
+		{"429 with Retry-After in the year 9999 saturates, never wraps", answer(429, ``, "Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT"),
+			"get_job", bank.KindThrottled, 429, "", math.MaxInt64, "429"},
+		{"429 with billions of seconds saturates, never wraps", answer(429, ``, "Retry-After", "99999999999999999999"),
+			"submit", bank.KindThrottled, 429, "", math.MaxInt64, "429"},
+		{"a job about another application is transient, not a decision",
+			answer(200, `{"id":"1","application_id":"`+uuid.NewString()+`","status":"completed"}`), "get_job", bank.KindTransient, 200, "", 0,
+			"invalid_response"},
+		{"418 is refused with its message", answer(418, `{"error":"I'm a teapot"}`),
+			"submit", bank.KindRefused, 418, "I'm a teapot", 0, "418"},
+		{"401 from a proxy is refused", answer(401, `Unauthorized`), "submit", bank.KindRefused, 401, "Unauthorized", 0, "401"},
+		{"403 from a proxy is refused", answer(403, ``), "get_job", bank.KindRefused, 403, "Forbidden", 0, "403"},
+		{"404 to a submission is refused, not not-found", answer(404, `no route`), "submit", bank.KindRefused, 404, "no route", 0, "404"},
 		{"the duplicate 400 is already submitted", answer(400, `{"error":"the application ID is already used"}`),
-			"submit", bank.ClassAlreadySubmitted, 400, "the application ID is already used", 0, "400"},
-		{"another 400 is invalid", answer(400, `{"error":"the request payload is not valid."}`),
-			"submit", bank.ClassInvalid, 400, "the request payload is not valid.", 0, "400"},
+			"submit", bank.KindAlreadyUsed, 400, "the application ID is already used", 0, "400"},
+		{"another 400 is an invalid payload", answer(400, `{"error":"the request payload is not valid."}`),
+			"submit", bank.KindInvalidPayload, 400, "the request payload is not valid.", 0, "400"},
 		{"404 is not found", answer(404, `{"error":"failed to get job, the application_id doesn't exist."}`),
-			"get_job", bank.ClassNotFound, 404, "failed to get job, the application_id doesn't exist.", 0, "404"},
-		{"408 from a proxy is transient", answer(408, ``), "submit", bank.ClassTransient, 408, "", 0, "408"},
-		{"500 is transient", answer(500, `{"error":"boom"}`), "submit", bank.ClassTransient, 500, "boom", 0, "500"},
-		{"502 with an HTML page is transient", answer(502, `<html>bad gateway</html>`), "get_job", bank.ClassTransient, 502, "", 0, "502"},
-		{"a redirect is transient, not followed", answer(302, ``, "Location", "/elsewhere"), "submit", bank.ClassTransient, 302, "", 0, "302"},
+			"get_job", bank.KindNotFound, 404, "failed to get job, the application_id doesn't exist.", 0, "404"},
+		{"408 from a proxy is transient", answer(408, ``), "submit", bank.KindTransient, 408, "", 0, "408"},
+		{"500 is transient", answer(500, `{"error":"boom"}`), "submit", bank.KindTransient, 500, "boom", 0, "500"},
+		{"502 with an HTML page is transient", answer(502, `<html>bad gateway</html>`), "get_job", bank.KindTransient, 502, "", 0, "502"},
+		{"a redirect is transient, not followed", answer(302, ``, "Location", "/elsewhere"), "submit", bank.KindTransient, 302, "", 0, "302"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,8 +123,8 @@ func TestErrorClassesFromMisbehavingServers(t *testing.T) {
 
 			be := bankError(t, call(c, tt.op))
 			switch {
-			case be.Class != tt.wantClass || be.StatusCode != tt.wantStatus || be.Op != tt.op:
-				t.Errorf("%v: class %q status %d op %s, want %q %d %s", be, be.Class, be.StatusCode, be.Op, tt.wantClass, tt.wantStatus, tt.op)
+			case be.Kind != tt.wantKind || be.StatusCode != tt.wantStatus || be.Op != tt.op:
+				t.Errorf("%v: class %q status %d op %s, want %q %d %s", be, be.Kind, be.StatusCode, be.Op, tt.wantKind, tt.wantStatus, tt.op)
 			case tt.wantMsg != "" && be.Message != tt.wantMsg:
 				t.Errorf("message %q, want %q", be.Message, tt.wantMsg)
 			case (be.RetryAfter - tt.wantRetryAfter).Abs() > 2*time.Second:
@@ -147,8 +158,8 @@ func TestRefusedConnectionIsTransient(t *testing.T) {
 	addr := listener.Addr().String()
 	_ = listener.Close() // nothing listens there any more
 	c := newClient(t, "http://"+addr, bank.Options{})
-	if be := bankError(t, call(c, "get_job")); be.Class != bank.ClassTransient || be.StatusCode != 0 {
-		t.Errorf("class %q status %d, want transient without status", be.Class, be.StatusCode)
+	if be := bankError(t, call(c, "get_job")); be.Kind != bank.KindTransient || be.StatusCode != 0 {
+		t.Errorf("class %q status %d, want transient without status", be.Kind, be.StatusCode)
 	}
 }
 

@@ -1,4 +1,4 @@
-// Package bank is the client of the bank partner's API (see docs and ../shared/bank-api.md):
+// Package bank is the client of the bank partner's API (docs/design.md describes the contract):
 // submit an application, poll its job. It classifies every failure into an error class the
 // controller can act on without parsing strings, and it never retries by itself: the
 // controller's requeue does.

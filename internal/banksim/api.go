@@ -46,6 +46,7 @@ type answer struct {
 	status     int
 	body       any
 	retryAfter string // Retry-After header value, for 429
+	raw        []byte // written as it is instead of body, when set (a forced answer)
 }
 
 func errorAnswer(status int, msg string) answer {

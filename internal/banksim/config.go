@@ -2,8 +2,10 @@ package banksim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -79,6 +81,48 @@ type Faults struct {
 	// request is processed first: a dropped submission is created all the same, the way a
 	// real answer lost on the network leaves the caller unsure whether the bank acted.
 	DropRate float64 `json:"drop_rate"`
+	// Answer replaces a share of the answers with a chosen one, before any processing: what a
+	// proxy in front of the bank, or a bank in trouble, answers. Zero turns it off.
+	Answer ForcedAnswer `json:"answer,omitzero"`
+}
+
+// The operations ForcedAnswer.Operation names.
+const (
+	OperationSubmit = "submit" // POST /api/applications
+	OperationPoll   = "poll"   // GET /api/jobs
+)
+
+// ForcedAnswer is a chosen answer given to a share of the calls, for example 401 or 403 from
+// an auth proxy, 418, 429 with a Retry-After in the year 9999, or the bank's own
+// invalid-payload 400: {"rate":1,"operation":"submit","status":401,"body":"Unauthorized"}.
+type ForcedAnswer struct {
+	// Rate is the share of the calls answered so, in [0, 1]; 0 turns it off.
+	Rate float64 `json:"rate"`
+	// Operation is "submit" or "poll" to answer only those calls; empty answers both.
+	Operation string `json:"operation,omitempty"`
+	// Status is the HTTP status, 200 to 599.
+	Status int `json:"status,omitempty"`
+	// Body is sent as it is; empty sends the bank's {"error": "<status text>"}.
+	Body string `json:"body,omitempty"`
+	// RetryAfter is the Retry-After header sent with it (seconds or an HTTP date), if any.
+	RetryAfter string `json:"retry_after,omitempty"`
+}
+
+// Validate reports a forced answer that could not be sent.
+func (a ForcedAnswer) Validate() error {
+	switch {
+	case a.Rate < 0 || a.Rate > 1:
+		return fmt.Errorf("answer rate %v is not within [0, 1]", a.Rate)
+	case a.Rate == 0:
+		return nil
+	case a.Status < 200 || a.Status > 599:
+		return fmt.Errorf("answer status %d is not within [200, 599]", a.Status)
+	case a.Operation != "" && a.Operation != OperationSubmit && a.Operation != OperationPoll:
+		return fmt.Errorf("answer operation %q is neither %q nor %q", a.Operation, OperationSubmit, OperationPoll)
+	case strings.ContainsAny(a.RetryAfter, "\r\n"):
+		return errors.New("answer retry_after must be one line")
+	}
+	return nil
 }
 
 // Validate reports the first knob out of its range.
@@ -93,7 +137,7 @@ func (f Faults) Validate() error {
 	case f.Latency < 0:
 		return fmt.Errorf("latency %v is negative", f.Latency)
 	}
-	return nil
+	return f.Answer.Validate()
 }
 
 // MaxAssessmentDelay bounds the assessment window: longer than any test or benchmark waits,

@@ -1,6 +1,6 @@
 package banksim_test
 
-// The contract suite: every case of ../shared/bank-api.md, with each status code and error
+// The contract suite: every case of the bank contract (docs/design.md), with each status code and error
 // string exactly. It runs against an in-process simulator, or against any bank at all when
 // BANK_URL is set (for example BANK_URL=http://127.0.0.1:8000 with the real image running):
 // then it uses only the documented API and the real bank's delays.

@@ -31,7 +31,7 @@ func newFaultState(f Faults) *faultState {
 
 // preempt returns the answer that replaces the bank's own when a fault strikes before any
 // processing: throttling first (a rate limiter sits in front of a service), then failures.
-func (fs *faultState) preempt(counts *counters) (answer, bool) {
+func (fs *faultState) preempt(op string, counts *counters) (answer, bool) {
 	if fs.limiter != nil && !fs.limiter.Allow() {
 		counts.throttled.Add(1)
 		ans := errorAnswer(http.StatusTooManyRequests, "too many requests")
@@ -45,15 +45,29 @@ func (fs *faultState) preempt(counts *counters) (answer, bool) {
 		}
 		return errorAnswer(http.StatusServiceUnavailable, "service unavailable"), true
 	}
+	if forced := fs.Answer; forced.Rate > 0 && (forced.Operation == "" || forced.Operation == op) && rand.Float64() < forced.Rate {
+		counts.forced.Add(1)
+		return forced.answer(), true
+	}
 	return answer{}, false
+}
+
+// answer is the forced answer as the simulator writes it.
+func (a ForcedAnswer) answer() answer {
+	ans := errorAnswer(a.Status, http.StatusText(a.Status))
+	if a.Body != "" {
+		ans.body, ans.raw = nil, []byte(a.Body)
+	}
+	ans.retryAfter = a.RetryAfter
+	return ans
 }
 
 // api wraps a handler of the bank API with the faults: preemptive errors, then the handler,
 // then the extra latency, then either a dropped connection or the answer.
-func (s *Simulator) api(handle func(*http.Request, *lifetime) answer) http.HandlerFunc {
+func (s *Simulator) api(op string, handle func(*http.Request, *lifetime) answer) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		life, faults := s.life.Load(), s.faults.Load()
-		ans, preempted := faults.preempt(&life.counts)
+		ans, preempted := faults.preempt(op, &life.counts)
 		if !preempted {
 			ans = handle(r, life)
 		}
@@ -71,6 +85,11 @@ func (s *Simulator) api(handle func(*http.Request, *lifetime) answer) http.Handl
 		life.counts.countResponse(ans.status)
 		if ans.retryAfter != "" {
 			w.Header().Set("Retry-After", ans.retryAfter)
+		}
+		if ans.raw != nil {
+			w.WriteHeader(ans.status)
+			_, _ = w.Write(ans.raw)
+			return
 		}
 		writeJSON(w, ans.status, ans.body)
 	}

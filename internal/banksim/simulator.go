@@ -1,9 +1,10 @@
-// Package banksim simulates the bank partner (see ../shared/bank-api.md): the same paths,
+// Package banksim simulates the bank partner (its contract is in docs/design.md): the same paths,
 // status codes, JSON bodies and error strings, decisions drawn after a random delay, state in
 // memory only, and on demand the faults of a partner over a network (errors, latency,
-// throttling, dropped connections). It serves its OpenAPI description at /docs and admin
-// endpoints under /admin/ for tests and benchmarks: its counts (stats), the faults, the
-// assessment window (how long the bank takes to decide) and amnesia (reset).
+// throttling, dropped connections, and chosen answers such as a proxy's 401). It serves its
+// OpenAPI description at /docs and admin endpoints under /admin/ for tests and benchmarks: its
+// counts (stats), the faults, the assessment window (how long the bank takes to decide) and
+// amnesia (reset).
 //
 // Bodies are compact JSON without a trailing newline, the form public clients of the real
 // bank compare against.
@@ -47,12 +48,16 @@ func New(cfg Config) *Simulator {
 func (s *Simulator) Handler() http.Handler { return s.handler }
 
 // SetFaults replaces the injected faults; requests arriving afterwards see the new ones.
-// Out-of-range values are clamped (PUT /admin/faults refuses them instead).
+// Out-of-range values are clamped, and a forced answer that could not be sent is turned off
+// (PUT /admin/faults refuses them instead).
 func (s *Simulator) SetFaults(f Faults) {
 	f.FailRate = min(max(f.FailRate, 0), 1)
 	f.DropRate = min(max(f.DropRate, 0), 1)
 	f.RateLimit = max(f.RateLimit, 0)
 	f.Latency = max(f.Latency, 0)
+	if f.Answer.Validate() != nil {
+		f.Answer = ForcedAnswer{}
+	}
 	s.faults.Store(newFaultState(f))
 }
 
@@ -98,8 +103,8 @@ func (s *Simulator) Stats() Stats {
 // routes maps the paths of the real bank and of the simulator's own extras.
 func (s *Simulator) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/applications", s.api(s.createApplication))
-	mux.HandleFunc("GET /api/jobs", s.api(s.getJob))
+	mux.HandleFunc("POST /api/applications", s.api(OperationSubmit, s.createApplication))
+	mux.HandleFunc("GET /api/jobs", s.api(OperationPoll, s.getJob))
 	mux.HandleFunc("GET /docs", serveDocsPage)
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.HandleFunc("GET /admin/stats", s.serveStats)

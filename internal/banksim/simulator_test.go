@@ -387,3 +387,38 @@ func TestRequestsAreLoggedOnlyWhenAsked(t *testing.T) {
 		}
 	}
 }
+
+func TestForcedAnswersReplaceTheChosenOperationOnly(t *testing.T) {
+	const year9999 = "Fri, 31 Dec 9999 23:59:59 GMT"
+	sim, bank := newSim(t, banksim.Config{})
+	put := func(body string) int {
+		status, _, _ := send(t, http.MethodPut, bank.url+"/admin/faults", body)
+		return status
+	}
+	if status := put(`{"answer":{"rate":1,"operation":"poll","status":429,"retry_after":"` + year9999 + `"}}`); status != http.StatusOK {
+		t.Fatalf("PUT /admin/faults: HTTP %d", status)
+	}
+	id := uuid.NewString()
+	if status, _, body := send(t, http.MethodPost, bank.url+"/api/applications", applicationJSON(id)); status != http.StatusCreated {
+		t.Errorf("a submission while polls are forced: HTTP %d %s", status, body)
+	}
+	status, header, body := send(t, http.MethodGet, bank.url+"/api/jobs?application_id="+id, "")
+	if status != http.StatusTooManyRequests || header.Get("Retry-After") != year9999 || string(body) != `{"error":"Too Many Requests"}` {
+		t.Errorf("a forced poll: HTTP %d, Retry-After %q, %s", status, header.Get("Retry-After"), body)
+	}
+
+	sim.SetFaults(banksim.Faults{Answer: banksim.ForcedAnswer{Rate: 1, Operation: banksim.OperationSubmit, Status: 401, Body: "Unauthorized"}})
+	status, _, body = send(t, http.MethodPost, bank.url+"/api/applications", applicationJSON(uuid.NewString()))
+	if status != http.StatusUnauthorized || string(body) != "Unauthorized" {
+		t.Errorf("a forced submission: HTTP %d %s", status, body)
+	}
+	if got := sim.Stats().FaultsInjected.Forced; got != 2 {
+		t.Errorf("%d forced answers counted, want 2", got)
+	}
+	for _, bad := range []string{`{"answer":{"rate":2,"status":401}}`, `{"answer":{"rate":1,"status":99}}`,
+		`{"answer":{"rate":1,"status":401,"operation":"delete"}}`} {
+		if status := put(bad); status != http.StatusBadRequest {
+			t.Errorf("PUT /admin/faults %s: HTTP %d, want 400", bad, status)
+		}
+	}
+}

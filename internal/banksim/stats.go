@@ -41,6 +41,8 @@ type FaultCounts struct {
 	Drops int64 `json:"drops"`
 	// Delayed counts answers held back by the Latency knob.
 	Delayed int64 `json:"delayed"`
+	// Forced counts the answers chosen by the Answer knob.
+	Forced int64 `json:"forced"`
 }
 
 // Decision is the bank's decision on one application.
@@ -61,9 +63,9 @@ const maxStatusCode = 600
 
 // counters are the lock-free counts of one lifetime of the bank.
 type counters struct {
-	created, duplicates, polls          atomic.Int64
-	failures, throttled, drops, delayed atomic.Int64
-	responses                           [maxStatusCode]atomic.Int64
+	created, duplicates, polls                  atomic.Int64
+	failures, throttled, drops, delayed, forced atomic.Int64
+	responses                                   [maxStatusCode]atomic.Int64
 }
 
 func (c *counters) countResponse(code int) {
@@ -85,6 +87,7 @@ func (c *counters) snapshot(now time.Time) Stats {
 			Throttled: c.throttled.Load(),
 			Drops:     c.drops.Load(),
 			Delayed:   c.delayed.Load(),
+			Forced:    c.forced.Load(),
 		},
 	}
 	for code := range c.responses {

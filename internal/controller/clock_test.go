@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -22,9 +23,9 @@ import (
 
 // These specs call Reconcile by hand, with the real API server and the simulator over HTTP,
 // and one fake clock for both the reconciler and the simulator: the bank decides exactly 10s
-// after a submission, the jitter always draws 0.5 (so the first poll comes 10% after the
-// bank's minimum assessment time and the next ones exactly one interval apart), and a step of
-// the clock replaces every real wait.
+// after a submission, the jitter is 0.5 for every application (so the first poll comes at the
+// next whole second after the submission plus the bank's minimum assessment time plus 10%, and
+// the next ones exactly one interval apart), and a step of the clock replaces every real wait.
 var _ = Describe("The reconciler on a fake clock", func() {
 	const assessment = 10 * time.Second
 	var (
@@ -45,7 +46,7 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		fake = clocktesting.NewFakeClock(t0)
 		tb = startBank(banksim.Config{MinDelay: assessment, MaxDelay: assessment, Seed: 42, Now: fake.Now})
 		recorder = events.NewFakeRecorder(100)
-		r = newClockReconciler(tb.url(), fake, recorder, fixedRandom(0.5))
+		r = newClockReconciler(tb.url(), fake, recorder)
 	})
 
 	reconcile := func(app client.Object) (ctrl.Result, error) {
@@ -66,8 +67,8 @@ var _ = Describe("The reconciler on a fake clock", func() {
 	It("submits once, polls no earlier than due, decides on the first poll after the decision, then never calls again", func() {
 		app := createApplication(ctx, ns, "ada", "Ada", "Lovelace", true)
 
-		By("submitting under the UID and waiting the bank's minimum assessment time plus 10%")
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 5500 * time.Millisecond}))
+		By("submitting under the UID and waiting a second more than the bank's minimum assessment time plus 10%")
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 6500 * time.Millisecond}))
 		got := get(app)
 		Expect(got.Status.Phase).To(Equal(loansv1alpha1.PhasePending))
 		Expect(got.Status.BankApplicationID).To(Equal(string(app.UID)))
@@ -79,13 +80,13 @@ var _ = Describe("The reconciler on a fake clock", func() {
 
 		By("asking nothing of the bank when a reconcile comes before the poll is due")
 		fake.Step(time.Second)
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 4500 * time.Millisecond}))
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 5500 * time.Millisecond}))
 		submits, polls := calls(app)
 		Expect(submits).To(Equal(1))
 		Expect(polls).To(BeZero())
 
 		By("polling every interval while the bank assesses, without writing anything")
-		for i, at := range []time.Duration{5500, 7500, 9500} {
+		for i, at := range []time.Duration{6500, 8500} {
 			fake.SetTime(t0.Add(at * time.Millisecond))
 			Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2 * time.Second}))
 			_, polls = calls(app)
@@ -94,18 +95,19 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(get(app).ResourceVersion).To(Equal(afterSubmission), "a pending poll wrote to the API server")
 
 		By("deciding on the first poll after the bank's decision")
-		fake.SetTime(t0.Add(11500 * time.Millisecond))
+		fake.SetTime(t0.Add(10500 * time.Millisecond))
 		Expect(mustReconcile(app)).To(Equal(ctrl.Result{}))
 		decision := tb.simulator().Stats().Decisions[string(app.UID)]
 		want := map[string]loansv1alpha1.Phase{"completed": loansv1alpha1.PhaseApproved, "rejected": loansv1alpha1.PhaseRejected}
 		got = get(app)
 		Expect(got.Status.Phase).To(Equal(want[decision.Status]))
 		Expect(got.Labels).To(HaveKeyWithValue(loansv1alpha1.LabelStatus, got.Status.Phase.LabelValue()))
-		Expect(got.Status.DecidedAt.Time).To(BeTemporally("==", t0.Add(11*time.Second)))
+		Expect(got.Status.DecidedAt.Time).To(BeTemporally("==", t0.Add(10*time.Second)))
 		Expect(got.Status.DecidedAt.Sub(decision.DecidedAt)).To(BeNumerically("<=", 2*time.Second))
 		ready := meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady)
 		Expect(ready.Status).To(Equal(metav1.ConditionTrue))
 		Expect(ready.Reason).To(Equal(string(got.Status.Phase)))
+		Expect(meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReconciling)).To(BeNil())
 		Expect(drain(recorder)).To(ConsistOf("Normal " + string(got.Status.Phase) + " The bank decided: " + string(got.Status.Phase)))
 
 		By("never calling the bank again, however often and late it is reconciled")
@@ -126,35 +128,29 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(drain(recorder)).To(BeEmpty(), "Events only on transitions")
 	})
 
-	It("spreads the overdue polls of a restarted controller over one poll interval, without a bank call", func() {
-		apps := createApplications(ctx, ns, "pending", 20, true)
-		for _, app := range apps {
-			mustReconcile(app)
-		}
-		fake.Step(time.Hour)
-		r = newClockReconciler(tb.url(), fake, recorder, defaultRandom) // a new process: no schedule in memory
+	It("polls, in a new process with nothing in memory, exactly when the old one would have", func() {
+		app := createApplication(ctx, ns, "restarted", "Ada", "Lovelace", true)
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 6500 * time.Millisecond}))
+		r = newClockReconciler(tb.url(), fake, recorder) // a new process: it knows only the object
 
-		waits := map[time.Duration]bool{}
-		for _, app := range apps {
-			result := mustReconcile(app)
-			Expect(result.RequeueAfter).To(BeNumerically(">", 0))
-			Expect(result.RequeueAfter).To(BeNumerically("<", DefaultTiming.PollInterval))
-			waits[result.RequeueAfter] = true
-		}
-		Expect(len(waits)).To(BeNumerically(">=", 18), "20 overdue polls planned for only %d distinct moments", len(waits))
+		fake.Step(3 * time.Second)
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 3500 * time.Millisecond}), "the old process's first slot")
 		Expect(tb.simulator().Stats().JobPolls).To(BeZero())
+		fake.Step(3500 * time.Millisecond)
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2 * time.Second}))
+		Expect(tb.simulator().Stats().JobPolls).To(Equal(int64(1)))
 	})
 
 	It("resubmits under the same id once the bank has forgotten the application for the grace period", func() {
 		app := createApplication(ctx, ns, "grace", "Grace", "Hopper", true)
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 5500 * time.Millisecond}))
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 6500 * time.Millisecond}))
 		afterSubmission := get(app).ResourceVersion
 		drain(recorder)
 		tb.restart()
 		resubmissions := testutil.ToFloat64(resubmissionsTotal)
 
 		By("taking the 404s inside the grace period for lag")
-		result := ctrl.Result{RequeueAfter: 5500 * time.Millisecond}
+		result := ctrl.Result{RequeueAfter: 6500 * time.Millisecond}
 		for fake.Since(t0)+result.RequeueAfter < DefaultTiming.NotFoundGrace {
 			fake.Step(result.RequeueAfter)
 			result = mustReconcile(app)
@@ -165,7 +161,7 @@ var _ = Describe("The reconciler on a fake clock", func() {
 
 		By("submitting again under the same id after it")
 		fake.Step(result.RequeueAfter)
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 5500 * time.Millisecond}))
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 6 * time.Second}), "resubmitted at +30.5s: first poll at +36.5s")
 		got := get(app)
 		submitted := meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionSubmitted)
 		Expect(submitted.Reason).To(Equal(loansv1alpha1.ReasonResubmitted))
@@ -173,7 +169,7 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(tb.simulator().Stats().Submissions).To(Equal(map[string]int64{string(app.UID): 1}))
 		Expect(testutil.ToFloat64(resubmissionsTotal)).To(Equal(resubmissions + 1))
 		Expect(drain(recorder)).To(ConsistOf(
-			HavePrefix("Warning BankForgot The bank answered 404 32s after the submission"),
+			HavePrefix("Warning BankForgot The bank answered 404 31s after the submission"),
 			"Normal Resubmitted Submitted to the bank again as "+string(app.UID)))
 
 		By("then deciding as usual")
@@ -182,22 +178,22 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(get(app).Status.Phase.IsFinal()).To(BeTrue())
 	})
 
-	It("waits at least the bank's Retry-After after a 429, then carries on", func() {
+	It("waits the bank's Retry-After after a 429, capped at the longest retry delay, then carries on", func() {
 		app := createApplication(ctx, ns, "throttled", "Ada", "Lovelace", true)
 		mustReconcile(app)
 		// One request per 1000s: the next poll takes the only token, the one after is refused
 		// with Retry-After: 1000.
 		tb.simulator().SetFaults(banksim.Faults{RateLimit: 0.001})
-		fake.Step(5500 * time.Millisecond)
+		fake.Step(6500 * time.Millisecond)
 		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 2 * time.Second}))
 		fake.Step(2 * time.Second)
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 1100 * time.Second}), "Retry-After plus 10%")
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: DefaultTiming.MaxWait}), "Retry-After 1000s, capped")
 		ready := meta.FindStatusCondition(get(app).Status.Conditions, loansv1alpha1.ConditionReady)
 		Expect(ready.Reason).To(Equal(loansv1alpha1.ReasonThrottled))
 		Expect(ready.Message).To(ContainSubstring("429"))
 
 		tb.simulator().SetFaults(banksim.Faults{})
-		fake.Step(1100 * time.Second)
+		fake.Step(DefaultTiming.MaxWait)
 		Expect(mustReconcile(app)).To(Equal(ctrl.Result{}))
 		got := get(app)
 		Expect(got.Status.Phase.IsFinal()).To(BeTrue())
@@ -226,7 +222,7 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(submits).To(Equal(6))
 
 		tb.simulator().SetFaults(banksim.Faults{})
-		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 5500 * time.Millisecond}))
+		Expect(mustReconcile(app)).To(Equal(ctrl.Result{RequeueAfter: 6500 * time.Millisecond}))
 		got = get(app)
 		Expect(got.Status.Phase).To(Equal(loansv1alpha1.PhasePending))
 		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, loansv1alpha1.ConditionSubmitted)).To(BeTrue())
@@ -240,9 +236,10 @@ var _ = Describe("The reconciler on a fake clock", func() {
 		Expect(got.Status.Phase).To(Equal(loansv1alpha1.PhaseFailed))
 		Expect(got.Labels).To(HaveKeyWithValue(loansv1alpha1.LabelStatus, loansv1alpha1.LabelFailed))
 		ready := meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady)
-		Expect(ready.Status).To(Equal(metav1.ConditionTrue))
+		Expect(ready.Status).To(Equal(metav1.ConditionFalse), "a refused application is not Ready: kubectl wait must not take it for a decision")
 		Expect(ready.Reason).To(Equal(loansv1alpha1.ReasonInvalidPayload))
 		Expect(ready.Message).To(Equal("HTTP 400: the request payload is not valid."))
+		Expect(meta.IsStatusConditionTrue(got.Status.Conditions, loansv1alpha1.ConditionStalled)).To(BeTrue())
 		Expect(drain(recorder)).To(ConsistOf(HavePrefix("Warning InvalidPayload The bank refused the application for good")))
 
 		for range 3 {
@@ -255,8 +252,7 @@ var _ = Describe("The reconciler on a fake clock", func() {
 
 // newClockReconciler is a reconciler on the fake clock, reading and writing the API server
 // directly (no cache), as a new process would.
-func newClockReconciler(bankURL string, clk *clocktesting.FakeClock, recorder *events.FakeRecorder,
-	random func() float64) *LoanApplicationReconciler {
+func newClockReconciler(bankURL string, clk *clocktesting.FakeClock, recorder *events.FakeRecorder) *LoanApplicationReconciler {
 	bankClient, err := bank.New(bankURL, bank.Options{})
 	Expect(err).NotTo(HaveOccurred())
 	r := &LoanApplicationReconciler{
@@ -266,7 +262,7 @@ func newClockReconciler(bankURL string, clk *clocktesting.FakeClock, recorder *e
 		Recorder: recorder,
 		Clock:    clk,
 		Timing:   DefaultTiming,
-		Random:   random,
+		Spread:   func(types.UID) float64 { return 0.5 },
 	}
 	r.setDefaults()
 	return r

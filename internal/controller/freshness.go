@@ -14,14 +14,16 @@ import (
 // staleFallback is when a reconcile that read a stale copy tries again if nothing woke it
 // before. The watch event that brings the controller's own writes wakes it first (see
 // awaitsWrite): within milliseconds on a quiet API server, seconds on a saturated one. The
-// fallback only guards against a wake-up that never comes; it is not a polling period. A short
-// period here (it was 100 ms) made thousands of cheap but needless reconciles a second while a
-// saturated API server delivered the writes late.
+// fallback only guards against a wake-up that never comes; it is not a polling period, and a
+// short one would make thousands of needless reconciles a second while a saturated API server
+// delivers the writes late.
 const staleFallback = 5 * time.Second
 
 // writtenVersions remembers, per application, the resourceVersions that the controller's last
 // pass of writes replaced (the status write, and the label patch after it), until the informer
-// cache has caught up with those writes.
+// cache has caught up with those writes. It is an optimisation only: the resourceVersion
+// precondition on every write already keeps a stale read from being written back, and a new
+// process starts without this table and loses nothing but a few conflicting writes.
 //
 // The controller reads from the cache, which lags its own writes. A reconcile that reads a
 // version it just replaced would act on what is no longer true: submit again (the bank answers
@@ -99,3 +101,5 @@ func (w *writtenVersions) forget(key types.NamespacedName) {
 	defer w.mu.Unlock()
 	delete(w.replaced, key)
 }
+
+func keyOf(obj client.Object) types.NamespacedName { return client.ObjectKeyFromObject(obj) }

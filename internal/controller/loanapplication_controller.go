@@ -16,18 +16,19 @@ limitations under the License.
 
 // Package controller holds the LoanApplication reconciler: it submits each application to the
 // bank exactly once (keyed on the object's UID), polls the bank until it decides, and keeps the
-// `status` label in line with the status. The state machine is in sync.go, the status
-// transitions in conditions.go, the treatment of bank errors in bankerrors.go.
+// `status` label in line with the status. The state machine is pure and lives in decide.go
+// (the bank call a state calls for, and what each answer leads to); this file reads, calls
+// and writes. docs/design.md explains the whole.
 package controller
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -35,6 +36,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
@@ -63,25 +65,34 @@ type LoanApplicationReconciler struct {
 	Clock clock.PassiveClock
 	// Timing says when to poll the bank; DefaultTiming when zero.
 	Timing Timing
-	// Random is the source of jitter in [0, 1); math/rand when nil.
-	Random func() float64
+	// Spread is an application's jitter in [0, 1), a function of its UID so that every process
+	// places its polls alike; spreadOf when nil. Tests substitute a constant.
+	Spread func(types.UID) float64
 
-	schedule *pollSchedule
-	written  *writtenVersions
+	// written only spares the reconciles that would act on a cache older than this process's
+	// own writes (a bank call and a conflicting write for nothing). It is an optimisation: the
+	// resourceVersion precondition on every write is what keeps a stale copy from being
+	// written back, and a new process starts without it and loses nothing.
+	written *writtenVersions
 }
 
 // +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=loans.lendo.se,resources=loanapplications/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile moves one application one step through its state machine. The status is patched
-// once, in a deferred function, and only when it changed; the label is derived from the
-// status after that, so it never runs ahead of what the status records.
-func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+// conflictRetry is when a pass whose write met a newer version of the application tries again.
+// The newer version was written by another process (a former leader after a pause, a person),
+// and its update event may not pass the predicate: come back for it rather than wait.
+const conflictRetry = time.Second
+
+// Reconcile moves one application one step through its state machine: read it, make the bank
+// call its state calls for, let decide say what follows, and write that. The status is patched
+// once and only when it changed, then the label derived from it; both writes carry the
+// resourceVersion read, so a pass that read a stale copy can never write it back.
+func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	app := &loansv1alpha1.LoanApplication{}
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.schedule.forget(req.NamespacedName)
 			r.written.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -91,20 +102,50 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		// act on what that write already changed. Its watch event wakes this application.
 		return ctrl.Result{RequeueAfter: staleFallback}, client.IgnoreNotFound(err)
 	}
-	original := app.DeepCopy()
-	p := &pass{app: app}
-	defer func() {
-		retErr = errors.Join(retErr, r.finish(ctx, original, p))
-	}()
+	d := r.pass(ctx, app)
+	recordCounts(d.counts)
+	if err := r.finish(ctx, app, d); err != nil {
+		if apierrors.IsConflict(err) {
+			logf.FromContext(ctx).V(1).Info("the application changed since it was read; reading it again", "error", err.Error())
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if d.err != nil {
+		logf.FromContext(ctx).V(1).Info("bank call failed", "error", d.err.Error())
+	}
+	return ctrl.Result{RequeueAfter: d.requeueAfter}, d.err
+}
 
-	switch {
-	case app.Status.Phase.IsFinal():
-		r.schedule.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
-	case app.Status.Phase == "":
-		return r.submit(ctx, p)
+// pass makes the bank calls the application's state calls for (one, or a poll and the
+// resubmission it leads to) and returns what the state machine decided.
+func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1.LoanApplication) decision {
+	m := machine{timing: r.Timing, spread: r.Spread}
+	now := r.Clock.Now()
+	s, _ := m.plan(app, now)
+	d := m.decide(app, s, r.call(ctx, app, s), now)
+	if d.then != stepNone {
+		after := app.DeepCopy()
+		after.Status = d.status
+		next := m.decide(after, d.then, r.call(ctx, after, d.then), now)
+		next.events = append(d.events, next.events...)
+		next.counts.poll, next.counts.resubmitted = d.counts.poll, d.counts.resubmitted
+		d = next
+	}
+	return d
+}
+
+// call makes the bank call of step s.
+func (r *LoanApplicationReconciler) call(ctx context.Context, app *loansv1alpha1.LoanApplication, s step) answer {
+	switch s {
+	case stepSubmit, stepResubmit:
+		_, err := r.Bank.Submit(ctx, bank.Application{ID: string(app.UID), FirstName: app.Spec.FirstName, LastName: app.Spec.LastName})
+		return answer{err: err}
+	case stepPoll:
+		job, err := r.Bank.GetJob(ctx, app.Status.BankApplicationID)
+		return answer{job: job, err: err}
 	default:
-		return r.poll(ctx, p)
+		return answer{}
 	}
 }
 
@@ -124,37 +165,44 @@ func (r *LoanApplicationReconciler) staleAfterRead(
 	return r.written.isStale(app), nil
 }
 
-// finish writes what the pass changed, in an order that a crash at any point can only leave
+// finish writes what the pass decided, in an order that a crash at any point can only leave
 // repairable: the status first, then the Events that announce it, then the label derived from
 // the status. A failed status write records no Event and is retried as a whole.
-func (r *LoanApplicationReconciler) finish(ctx context.Context, original *loansv1alpha1.LoanApplication, p *pass) error {
-	if err := r.patchStatus(ctx, original, p.app); err != nil {
+func (r *LoanApplicationReconciler) finish(ctx context.Context, app *loansv1alpha1.LoanApplication, d decision) error {
+	readVersion := app.ResourceVersion
+	if err := r.patchStatus(ctx, app, d.status); err != nil {
 		return err
 	}
-	p.recordEvents(r.Recorder)
-	statusVersion := p.app.ResourceVersion
-	err := r.syncLabel(ctx, p.app)
+	recordDecision(d.counts)
+	for _, e := range d.events {
+		r.Recorder.Eventf(app, nil, e.eventType, e.reason, e.action, "%s", e.note)
+	}
+	statusVersion := app.ResourceVersion
+	err := r.syncLabel(ctx, app)
 	// Recorded once both writes are done (the workqueue runs no other reconcile of this
 	// application meanwhile), whether or not the label patch failed. The label patch replaced
 	// the status write's version in turn: until the cache shows the label too, a reconcile
 	// reading the status write's version would patch the label again.
-	r.written.wrote(p.app, original.ResourceVersion, statusVersion)
+	r.written.wrote(app, readVersion, statusVersion)
 	return err
 }
 
-// patchStatus writes the status through the status subresource when it differs from what was
-// read. A merge patch without a resourceVersion is safe here: this controller is the only
-// writer of status (leader election makes it one process).
-func (r *LoanApplicationReconciler) patchStatus(ctx context.Context, original, app *loansv1alpha1.LoanApplication) error {
-	app.Status.ObservedGeneration = app.Generation
-	if equality.Semantic.DeepEqual(original.Status, app.Status) {
+// patchStatus writes status through the status subresource when it differs from what was
+// read, on condition that the application is still the version read: a pass that read a stale
+// copy (a cache behind, a former leader waking from a pause) gets a conflict instead of moving
+// a final phase back.
+func (r *LoanApplicationReconciler) patchStatus(ctx context.Context, app *loansv1alpha1.LoanApplication,
+	status loansv1alpha1.LoanApplicationStatus) error {
+	if equality.Semantic.DeepEqual(app.Status, status) {
 		return nil
 	}
-	return r.Status().Patch(ctx, app, client.MergeFrom(original))
+	original := app.DeepCopy()
+	app.Status = status
+	return r.Status().Patch(ctx, app, client.MergeFromWithOptions(original, client.MergeFromWithOptimisticLock{}))
 }
 
 // syncLabel puts the `status` label in line with the phase: set at creation, moved at the
-// decision, and put back when someone edited it by hand.
+// decision, and put back when someone edited it by hand; on the same condition as the status.
 func (r *LoanApplicationReconciler) syncLabel(ctx context.Context, app *loansv1alpha1.LoanApplication) error {
 	want := app.Status.Phase.LabelValue()
 	if app.Labels[loansv1alpha1.LabelStatus] == want {
@@ -165,18 +213,15 @@ func (r *LoanApplicationReconciler) syncLabel(ctx context.Context, app *loansv1a
 		app.Labels = map[string]string{}
 	}
 	app.Labels[loansv1alpha1.LabelStatus] = want
-	return r.Patch(ctx, app, client.MergeFrom(before))
+	return r.Patch(ctx, app, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // DefaultMaxConcurrentReconciles is how many applications are reconciled at once by default.
 // A reconcile spends nearly all its time waiting, on the bank and on the API server, so the
 // pool is sized by Little's law rather than by cores: a thousand pending applications make
-// about 500 polls a second, and 64 workers waiting 200ms on each bank answer manage 320.
-// BenchmarkThousandApplications against a bank answering in 200ms: decision-to-status p99
-// 3.4s with 64 workers, 2.6s with 256. More is not better: in make bench at 10,000, 1024
-// workers put four times as many writes in flight at the saturated API server, which then
-// served them more slowly (240 applications not final 140 s after the last creation, against
-// all within 38 s with 256), and let the bank calls reach the --bank-qps limit.
+// about 500 polls a second, and each waits on the bank for up to a few hundred milliseconds.
+// More is not better: past this, more writes in flight slow a saturated API server down, and
+// the bank calls reach the --bank-qps limit (docs/benchmarks.md has the measurements).
 const DefaultMaxConcurrentReconciles = 256
 
 // Options are the controller-runtime settings the program exposes as flags.
@@ -191,6 +236,9 @@ type Options struct {
 
 // SetupWithManager registers the reconciler with the manager.
 func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if r.Timing.MaxWait == 0 {
+		r.Timing.MaxWait = opts.RetryMaxDelay
+	}
 	r.setDefaults()
 	if opts.MaxConcurrentReconciles == 0 {
 		opts.MaxConcurrentReconciles = DefaultMaxConcurrentReconciles
@@ -199,7 +247,7 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 		opts.RetryBaseDelay = 500 * time.Millisecond
 	}
 	if opts.RetryMaxDelay == 0 {
-		opts.RetryMaxDelay = 2 * time.Minute
+		opts.RetryMaxDelay = r.Timing.MaxWait
 	}
 	registerPhaseGauge(mgr.GetCache())
 	return ctrl.NewControllerManagedBy(mgr).
@@ -224,11 +272,11 @@ func (r *LoanApplicationReconciler) setDefaults() {
 	if r.Timing == (Timing{}) {
 		r.Timing = DefaultTiming
 	}
-	if r.Random == nil {
-		r.Random = defaultRandom
+	if r.Timing.MaxWait == 0 {
+		r.Timing.MaxWait = DefaultTiming.MaxWait
 	}
-	if r.schedule == nil {
-		r.schedule = newPollSchedule()
+	if r.Spread == nil {
+		r.Spread = spreadOf
 	}
 	if r.written == nil {
 		r.written = newWrittenVersions()

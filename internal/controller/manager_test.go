@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"net/http"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -231,7 +232,8 @@ var _ = Describe("The controller in a manager", func() {
 
 		got := fetch(Default, ctx, refused)
 		Expect(got.Status.Phase).To(Equal(loansv1alpha1.PhaseFailed))
-		expectTrueCondition(got, loansv1alpha1.ConditionReady, loansv1alpha1.ReasonInvalidPayload)
+		expectTrueCondition(got, loansv1alpha1.ConditionStalled, loansv1alpha1.ReasonInvalidPayload)
+		Expect(meta.IsStatusConditionFalse(got.Status.Conditions, loansv1alpha1.ConditionReady)).To(BeTrue(), "a Failed application is not Ready")
 		Expect(meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady).Message).
 			To(Equal("HTTP 400: the request payload is not valid."))
 		Expect(fetch(Default, ctx, accepted).Status.Phase).NotTo(Equal(loansv1alpha1.PhaseFailed))
@@ -242,6 +244,42 @@ var _ = Describe("The controller in a manager", func() {
 			submits, polls := tb.calls(string(refused.UID))
 			g.Expect([]int{submits, polls}).To(Equal([]int{1, 0}))
 		}).WithTimeout(time.Second).Should(Succeed())
+	})
+
+	It("retries what a proxy refuses with a 401 and what the bank throttles until the year 9999, and ends final once they let go", func() {
+		tb = startBank(quickBank)
+		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		refusedBefore := testutil.ToFloat64(submissionsTotal.WithLabelValues("refused"))
+		tb.simulator().SetFaults(banksim.Faults{Answer: banksim.ForcedAnswer{
+			Rate: 1, Operation: banksim.OperationSubmit, Status: http.StatusUnauthorized, Body: "Unauthorized"}})
+		apps := createApplications(ctx, ns, "proxied", 5, true)
+		Eventually(func(g Gomega) {
+			for _, app := range apps {
+				got := fetch(g, ctx, app)
+				g.Expect(got.Status.Phase).To(BeEmpty())
+				c := meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionSubmitted)
+				g.Expect(c).NotTo(BeNil())
+				g.Expect(c.Reason).To(Equal(loansv1alpha1.ReasonBankRefused))
+				g.Expect(c.Message).To(ContainSubstring("HTTP 401: Unauthorized"))
+			}
+			g.Expect(testutil.ToFloat64(submissionsTotal.WithLabelValues("refused"))).To(BeNumerically(">=", refusedBefore+5))
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+
+		By("then throttling every poll until the year 9999: the waits are capped, not overflowed")
+		tb.simulator().SetFaults(banksim.Faults{Answer: banksim.ForcedAnswer{Rate: 1, Operation: banksim.OperationPoll,
+			Status: http.StatusTooManyRequests, RetryAfter: "Fri, 31 Dec 9999 23:59:59 GMT"}})
+		Eventually(func(g Gomega) {
+			for _, app := range apps {
+				got := fetch(g, ctx, app)
+				g.Expect(meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady)).NotTo(BeNil())
+				g.Expect(meta.FindStatusCondition(got.Status.Conditions, loansv1alpha1.ConditionReady).Reason).
+					To(Equal(loansv1alpha1.ReasonThrottled))
+			}
+		}).WithTimeout(10 * time.Second).Should(Succeed())
+
+		tb.simulator().SetFaults(banksim.Faults{})
+		eventuallyAllFinal(ctx, apps)
+		expectOneApplicationEach(apps)
 	})
 
 	It("puts back a hand-edited label, and makes no bank call for a final application", func() {

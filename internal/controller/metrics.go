@@ -3,6 +3,8 @@ package controller
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
 // The controller's own metrics, registered with controller-runtime's registry next to its
@@ -10,7 +12,7 @@ import (
 var (
 	submissionsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "loan_submissions_total",
-		Help: "Submissions of applications to the bank, by result: accepted, already_submitted, invalid, error.",
+		Help: "Submissions of applications to the bank, by result: accepted, already_submitted, invalid, refused, throttled, error.",
 	}, []string{"result"})
 
 	resubmissionsTotal = prometheus.NewCounter(prometheus.CounterOpts{
@@ -31,10 +33,35 @@ var (
 
 	bankPollsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "loan_bank_polls_total",
-		Help: "Polls of the bank's job, by what they found: pending, completed, rejected, not_found, error.",
+		Help: "Polls of the bank's job, by what they found: pending, completed, rejected, not_found, refused, throttled, error.",
 	}, []string{"result"})
 )
 
 func init() {
 	metrics.Registry.MustRegister(submissionsTotal, resubmissionsTotal, decisionsTotal, decisionSeconds, bankPollsTotal)
+}
+
+// recordCounts adds the outcomes of one pass's bank calls to the metrics: the calls were made,
+// whether or not the writes that follow succeed.
+func recordCounts(c counts) {
+	if c.submission != "" {
+		submissionsTotal.WithLabelValues(c.submission).Inc()
+	}
+	if c.poll != "" {
+		bankPollsTotal.WithLabelValues(c.poll).Inc()
+	}
+	if c.resubmitted {
+		resubmissionsTotal.Inc()
+	}
+}
+
+// recordDecision counts a final outcome once its status is written.
+func recordDecision(c counts) {
+	if c.decided == "" {
+		return
+	}
+	decisionsTotal.WithLabelValues(string(c.decided)).Inc()
+	if c.decided != loansv1alpha1.PhaseFailed {
+		decisionSeconds.Observe(c.decidedIn.Seconds())
+	}
 }

@@ -1,8 +1,10 @@
 package controller
 
 import (
-	"math/rand/v2"
+	"hash/fnv"
 	"time"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
@@ -19,9 +21,12 @@ type Timing struct {
 	// NotFoundGrace is how long after a submission a 404 is taken for lag rather than for a
 	// bank that restarted and forgot the application.
 	NotFoundGrace time.Duration
-	// Jitter spreads each wait by up to this fraction, so that thousands of applications
-	// submitted together do not poll the bank in lockstep.
+	// Jitter spreads the first poll, and the wait after a 429, by up to this fraction, so that
+	// thousands of applications submitted together do not poll the bank in lockstep.
 	Jitter float64
+	// MaxWait caps every wait the controller plans (--retry-max-delay): a Retry-After in the
+	// year 9999 must not park an application for ever, nor overflow the workqueue's timer.
+	MaxWait time.Duration
 }
 
 // DefaultTiming is the timing used when the flags are left alone.
@@ -30,34 +35,42 @@ var DefaultTiming = Timing{
 	PollInterval:   2 * time.Second,
 	NotFoundGrace:  30 * time.Second,
 	Jitter:         0.2,
+	MaxWait:        2 * time.Minute,
 }
 
-// jitter returns d stretched by a random fraction in [0, t.Jitter): never shorter than d, so
-// that a first poll never comes before the bank could have decided.
-func (t Timing) jitter(d time.Duration, random func() float64) time.Duration {
-	return d + time.Duration(float64(d)*t.Jitter*random())
+// minThrottleWait is the least the controller waits after a 429 that gave no Retry-After.
+const minThrottleWait = time.Second
+
+// The poll schedule of an application is derived from its status alone, so that a new leader
+// (or a former one after a pause) polls exactly when the old one would have, without a table in
+// memory: the first poll is due FirstPollDelay after the submission, stretched by the
+// application's own jitter, and the later ones every PollInterval after it.
+//
+// submittedAt reads back from the API server cut to whole seconds, up to a second before the
+// bank really accepted the application. The schedule therefore starts at the next whole
+// second, which is never before the true submission, whether the time was read back or is the
+// precise one this process wrote.
+func (t Timing) firstPollAt(submittedAt time.Time, spread float64) time.Time {
+	start := submittedAt.Truncate(time.Second).Add(time.Second)
+	return start.Add(t.FirstPollDelay + time.Duration(float64(t.FirstPollDelay)*t.Jitter*spread))
 }
 
-// firstPollDue is when to poll an application, submitted at submittedAt, for the first time in
-// this process. Normally that is the bank's minimum assessment time after the submission (plus
-// jitter). A poll that is already overdue (the controller was down, or just started with
-// thousands of pending applications) is spread over one poll interval instead of firing at
-// once, so that a restart does not hit the bank with every pending application in one second.
-func (t Timing) firstPollDue(now, submittedAt time.Time, random func() float64) time.Time {
-	first := submittedAt.Add(t.FirstPollDelay)
+// nextPollAt is the first slot of the schedule strictly after now.
+func (t Timing) nextPollAt(first, now time.Time) time.Time {
 	if now.Before(first) {
-		return now.Add(t.jitter(first.Sub(now), random))
+		return first
 	}
-	return now.Add(time.Duration(float64(t.PollInterval) * random()))
+	slots := now.Sub(first)/t.PollInterval + 1
+	return first.Add(slots * t.PollInterval)
 }
 
-// nextPollDue is when to poll again after a poll at now found the application still pending:
-// one poll interval, spread evenly around it by the jitter (2s ± 10% by default). Centred
-// rather than stretched, because this wait bounds how late a decision is noticed: the
-// interval stays the mean, and the worst case is interval × (1 + Jitter/2), not
-// interval × (1 + Jitter).
-func (t Timing) nextPollDue(now time.Time, random func() float64) time.Time {
-	return now.Add(t.PollInterval + time.Duration(float64(t.PollInterval)*t.Jitter*(random()-0.5)))
+// throttledWait is how long to wait after a 429: the bank's Retry-After (at least
+// minThrottleWait), stretched by the jitter so that everything throttled at once does not come
+// back at once, and never more than MaxWait.
+func (t Timing) throttledWait(retryAfter time.Duration, spread float64) time.Duration {
+	wait := min(max(retryAfter, minThrottleWait), t.MaxWait)
+	wait += time.Duration(float64(wait) * t.Jitter * spread)
+	return min(wait, t.MaxWait)
 }
 
 // bankForgot reports whether a 404 for an application means the bank lost it (it restarted)
@@ -69,5 +82,11 @@ func (t Timing) bankForgot(now time.Time, status *loansv1alpha1.LoanApplicationS
 	return now.Sub(status.SubmittedAt.Time) >= t.NotFoundGrace
 }
 
-// defaultRandom is the source of jitter in production.
-func defaultRandom() float64 { return rand.Float64() }
+// spreadOf is an application's own jitter in [0, 1), computed from its UID: the same in every
+// process and every pass, so that it can place polls without remembering them, and uniform
+// across applications, so that it spreads them.
+func spreadOf(uid types.UID) float64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(uid))
+	return float64(h.Sum64()>>11) / float64(uint64(1)<<53)
+}
