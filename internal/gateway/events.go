@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -138,7 +139,7 @@ func (s *eventStream) writeEvent(c change) {
 
 // reset tells the client to list again, and ends the stream.
 func (s *eventStream) reset(detail string) {
-	data, _ := encodeLine(map[string]string{"detail": detail})
+	data, _ := json.Marshal(map[string]string{"detail": detail}) // one line: JSON escapes newlines
 	s.send("event: " + resetEvent + "\ndata: " + string(data) + "\n\n")
 }
 

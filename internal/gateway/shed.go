@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -102,9 +101,4 @@ func (f *fallbackReads) get(ctx context.Context, name string,
 	f.mu.Unlock()
 	close(call.done)
 	return call.app, call.err
-}
-
-// encodeLine is v as JSON on one line.
-func encodeLine(v any) ([]byte, error) {
-	return json.Marshal(v)
 }
