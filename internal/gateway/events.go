@@ -96,6 +96,8 @@ func (s *eventStream) run(r *http.Request, wake <-chan struct{}, cursor uint64) 
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.g.draining:
+			return
 		case <-wake:
 		case <-heartbeat.C:
 			if !s.send(": heartbeat\n\n") {

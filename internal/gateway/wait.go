@@ -92,6 +92,7 @@ func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *l
 		select {
 		case <-decided:
 		case <-timer.C:
+		case <-g.draining: // the gateway stops: answer now, as when the wait ends
 		case <-r.Context().Done():
 			return nil, newProblem(http.StatusServiceUnavailable, "the client went away")
 		}
