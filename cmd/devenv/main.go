@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/lendo/loan-operator/internal/bank"
 	"github.com/lendo/loan-operator/internal/devenv"
 )
 
@@ -150,7 +151,7 @@ func printBanner(w io.Writer, stack *devenv.Stack, o devenv.Options) {
 // bankLine says which bank the controller uses: the simulator started here, or BANK_URL.
 func bankLine(stack *devenv.Stack, o devenv.Options) string {
 	if o.BankURL != "" {
-		return "  bank            " + stack.BankURL + "   (BANK_URL: not started here, the simulator is not running)"
+		return "  bank            " + bank.RedactURL(stack.BankURL) + "   (BANK_URL: not started here, the simulator is not running)"
 	}
 	return "  bank simulator  " + stack.BankURL + "   (assessment " + o.BankMinDelay.String() + " to " + o.BankMaxDelay.String() + ")"
 }

@@ -147,6 +147,7 @@ func run(f flags) error {
 	}
 
 	srv := gateway.NewHTTPServer(f.addr, gw.Handler())
+	srv.RegisterOnShutdown(gw.Drain)
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- srv.ListenAndServe() }()
 	setupLog.Info("serving", "addr", f.addr, "namespace", f.namespace, "auth", f.authTokenFile != "")

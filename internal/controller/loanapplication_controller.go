@@ -269,8 +269,13 @@ func (r *LoanApplicationReconciler) setDefaults() {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
-	if r.Timing == (Timing{}) {
+	// A Timing left zero but for MaxWait (SetupWithManager sets it from RetryMaxDelay) is still
+	// a Timing left to the defaults: a zero PollInterval would divide by zero at the first poll.
+	if maxWait := r.Timing.MaxWait; r.Timing == (Timing{MaxWait: maxWait}) {
 		r.Timing = DefaultTiming
+		if maxWait != 0 {
+			r.Timing.MaxWait = maxWait
+		}
 	}
 	if r.Timing.MaxWait == 0 {
 		r.Timing.MaxWait = DefaultTiming.MaxWait

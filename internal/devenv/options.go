@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lendo/loan-operator/internal/bank"
 )
 
 // The binaries that `make build` puts in bin/, and those of the control plane in
@@ -161,12 +163,14 @@ func validateBankURL(raw string) error {
 	if raw == "" {
 		return nil
 	}
+	// The URL may carry the bank's credentials: the messages show it redacted, as the controller's do.
 	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("the bank's URL %q: %w", raw, err)
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return fmt.Errorf("the bank's URL %s: %w", bank.RedactURL(raw), urlErr.Err)
 	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("the bank's URL %q must be http:// or https:// with a host, like http://127.0.0.1:8000", raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("the bank's URL %s must be http:// or https:// with a host, like http://127.0.0.1:8000", bank.RedactURL(raw))
 	}
 	return nil
 }

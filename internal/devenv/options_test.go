@@ -42,9 +42,14 @@ func TestWithDefaultsRefusesMissingBinariesAndBadDelays(t *testing.T) {
 	if _, err := (Options{AssetsDir: assets, GatewayAddr: "0.0.0.0:8080"}).withDefaults(); err == nil {
 		t.Fatal("no error for a gateway listening beyond loopback")
 	}
-	for _, bad := range []string{"127.0.0.1:8000", "ftp://bank.example/", "http://", "://x"} {
-		if _, err := (Options{AssetsDir: assets, BankURL: bad}).withDefaults(); err == nil || !strings.Contains(err.Error(), "bank's URL") {
+	for _, bad := range []string{"127.0.0.1:8000", "ftp://bank.example/", "http://", "://x",
+		"ftp://user:secret@bank.example/", "http://user:secret@bank.example:port/"} {
+		_, err := (Options{AssetsDir: assets, BankURL: bad}).withDefaults()
+		if err == nil || !strings.Contains(err.Error(), "bank's URL") {
 			t.Fatalf("BankURL %q: %v, want an error about the bank's URL", bad, err)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Fatalf("BankURL %q: the error shows the password: %v", bad, err)
 		}
 	}
 }

@@ -104,6 +104,28 @@ func TestSupervisorDoesNotRestartOnceStopped(t *testing.T) {
 	}
 }
 
+// A death just before the stack stops has its restart already scheduled: stopping must cancel
+// it too, or make dev would leave that program running after it exits.
+func TestSupervisorDropsARestartScheduledBeforeTheStop(t *testing.T) {
+	p, s, _, log := supervised(t, "sleep 0.1; exit 1", crashLoopLimit)
+	s.backoff = func(int) time.Duration { return 300 * time.Millisecond }
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(log.String(), "restarting it in") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the death was not reported; log:\n%s", log)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.stop()
+	time.Sleep(600 * time.Millisecond)
+	if p.Running() || strings.Contains(log.String(), "restarted sh") {
+		t.Fatalf("restarted after stop; log:\n%s", log)
+	}
+}
+
 func TestDoublingBackoff(t *testing.T) {
 	for deaths, want := range map[int]time.Duration{
 		1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 9: 10 * time.Second,

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -95,6 +96,8 @@ func (s *eventStream) run(r *http.Request, wake <-chan struct{}, cursor uint64) 
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.g.draining:
+			return
 		case <-wake:
 		case <-heartbeat.C:
 			if !s.send(": heartbeat\n\n") {
@@ -138,7 +141,7 @@ func (s *eventStream) writeEvent(c change) {
 
 // reset tells the client to list again, and ends the stream.
 func (s *eventStream) reset(detail string) {
-	data, _ := encodeLine(map[string]string{"detail": detail})
+	data, _ := json.Marshal(map[string]string{"detail": detail}) // one line: JSON escapes newlines
 	s.send("event: " + resetEvent + "\ndata: " + string(data) + "\n\n")
 }
 

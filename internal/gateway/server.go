@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -102,6 +103,9 @@ type Gateway struct {
 	flights  *keyedFlights
 	// streamStall is the longest one write to an event stream may block (streamWriteStall).
 	streamStall time.Duration
+	// draining is closed by Drain.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
 
 // New builds a gateway that talks to the API server at cfg. It does not contact the API server
@@ -126,13 +130,20 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{opts: opts, store: s, metrics: m, tokens: tokens, feed: f,
 		creates: newSlots(opts.MaxInflightCreates), waiters: newSlots(opts.MaxWaiters), streams: newSlots(opts.MaxStreams),
-		fallback: newFallbackReads(opts.FallbackGetsPerSecond), flights: newKeyedFlights(), streamStall: streamWriteStall}
+		fallback: newFallbackReads(opts.FallbackGetsPerSecond), flights: newKeyedFlights(), streamStall: streamWriteStall,
+		draining: make(chan struct{})}
 	if err := m.registerLoad(g.creates, g.waiters, g.streams); err != nil {
 		return nil, err
 	}
 	g.handler = g.routes()
 	return g, nil
 }
+
+// Drain ends the event streams and answers the waiting GETs at once, with the application as it
+// is. http.Server.Shutdown waits for every request to finish but does not cancel any: without
+// this, one open stream or a long wait holds the shutdown until its timeout. Register it with
+// http.Server.RegisterOnShutdown.
+func (g *Gateway) Drain() { g.drainOnce.Do(func() { close(g.draining) }) }
 
 // Start runs the informer cache until ctx ends. The gateway is ready (Ready, /readyz) once the
 // cache has synced.

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -75,36 +74,42 @@ func newFallbackReads(perSecond int) *fallbackReads {
 }
 
 // get reads name with read, sharing a call in flight for the same name; errFallbackBusy when
-// the rate is spent.
+// the rate is spent. Each caller waits for the shared answer or its own context, whichever comes
+// first.
 func (f *fallbackReads) get(ctx context.Context, name string,
 	read func(context.Context, string) (*loansv1alpha1.LoanApplication, error)) (*loansv1alpha1.LoanApplication, error) {
 	f.mu.Lock()
-	if call, ok := f.calls[name]; ok {
-		f.mu.Unlock()
-		select {
-		case <-call.done:
-			return call.app, call.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	call, ok := f.calls[name]
+	if !ok {
+		if !f.limiter.Allow() {
+			f.mu.Unlock()
+			return nil, errFallbackBusy
 		}
+		call = &fallbackCall{done: make(chan struct{})}
+		f.calls[name] = call
+		go f.run(ctx, name, call, read)
 	}
-	if !f.limiter.Allow() {
-		f.mu.Unlock()
-		return nil, errFallbackBusy
-	}
-	call := &fallbackCall{done: make(chan struct{})}
-	f.calls[name] = call
 	f.mu.Unlock()
+	select {
+	case <-call.done:
+		return call.app, call.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
-	call.app, call.err = read(ctx, name)
+// run makes the shared read. It serves every caller that joins it, so the one that started it
+// going away must not cancel it for the others: it keeps that caller's deadline only.
+func (f *fallbackReads) run(ctx context.Context, name string, call *fallbackCall,
+	read func(context.Context, string) (*loansv1alpha1.LoanApplication, error)) {
+	readCtx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+	if deadline, ok := ctx.Deadline(); ok {
+		readCtx, cancel = context.WithDeadline(readCtx, deadline)
+	}
+	defer cancel()
+	call.app, call.err = read(readCtx, name)
 	f.mu.Lock()
 	delete(f.calls, name)
 	f.mu.Unlock()
 	close(call.done)
-	return call.app, call.err
-}
-
-// encodeLine is v as JSON on one line.
-func encodeLine(v any) ([]byte, error) {
-	return json.Marshal(v)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,6 +92,7 @@ func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *l
 		select {
 		case <-decided:
 		case <-timer.C:
+		case <-g.draining: // the gateway stops: answer now, as when the wait ends
 		case <-r.Context().Done():
 			return nil, newProblem(http.StatusServiceUnavailable, "the client went away")
 		}
@@ -153,11 +155,28 @@ func (g *Gateway) parseWait(r *http.Request) (time.Duration, *problem) {
 
 // parseWaitValue reads "30s", "1m" or "30" (seconds); negative values are refused.
 func parseWaitValue(raw string) (time.Duration, bool) {
-	if n, err := strconv.Atoi(raw); err == nil {
-		return time.Duration(n) * time.Second, n >= 0
+	if d, isNumber, ok := parseSeconds(raw); isNumber {
+		return d, ok
 	}
 	d, err := time.ParseDuration(raw)
 	return d, err == nil && d >= 0
+}
+
+// parseSeconds reads a whole number of seconds; isNumber is false when raw is not a number, ok
+// false when it is negative. A number too large for a Duration saturates at the largest one:
+// multiplied as it is, it would wrap around to a negative or a short wait instead of being cut
+// to the maximum.
+func parseSeconds(raw string) (d time.Duration, isNumber, ok bool) {
+	n, err := strconv.ParseInt(raw, 10, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange):
+		return 0, false, false
+	case n < 0:
+		return 0, true, false
+	case n > int64(math.MaxInt64/time.Second):
+		return math.MaxInt64, true, true
+	}
+	return time.Duration(n) * time.Second, true, true
 }
 
 // preferredWait finds the wait preference among Prefer headers: "wait=30", possibly among
@@ -170,9 +189,8 @@ func preferredWait(headers []string) (time.Duration, bool) {
 			if !found || !strings.EqualFold(strings.TrimSpace(name), "wait") {
 				continue
 			}
-			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(value), `"`))
-			if err == nil && n >= 0 {
-				return time.Duration(n) * time.Second, true
+			if d, _, ok := parseSeconds(strings.Trim(strings.TrimSpace(value), `"`)); ok {
+				return d, true
 			}
 		}
 	}
