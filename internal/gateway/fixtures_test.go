@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,6 +36,22 @@ type apiServerCalls struct {
 	postDelay     time.Duration
 	getDelay      time.Duration
 	failPostAfter atomic.Bool
+	// holdWatches, while set, holds back what the watches deliver: a cache that lags.
+	holdWatches atomic.Bool
+}
+
+// heldBody is a watch's body that keeps what it has read while hold is set.
+type heldBody struct {
+	io.ReadCloser
+	hold *atomic.Bool
+}
+
+func (b heldBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	for b.hold.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n, err
 }
 
 // wrap returns a copy of cfg whose transport counts (and delays) the calls.
@@ -52,7 +69,13 @@ func (c *apiServerCalls) wrap(cfg *rest.Config) *rest.Config {
 					return nil, context.DeadlineExceeded
 				}
 				return resp, err
-			case req.Method == http.MethodGet && req.URL.Query().Get("watch") == "" && isObjectPath(req.URL.Path):
+			case req.Method == http.MethodGet && req.URL.Query().Get("watch") != "":
+				resp, err := next.RoundTrip(req)
+				if err == nil {
+					resp.Body = heldBody{ReadCloser: resp.Body, hold: &c.holdWatches}
+				}
+				return resp, err
+			case req.Method == http.MethodGet && isObjectPath(req.URL.Path):
 				c.gets.Add(1)
 				time.Sleep(c.getDelay)
 			}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilcache "k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -41,7 +42,18 @@ type store struct {
 	// synced is set once the cache and names both hold every application, so that a synced
 	// store never answers a short list.
 	synced atomic.Bool
+	// created holds what this gateway created, for a short while: a client that reads back
+	// what it has just created is answered even before the watch has brought it to the cache,
+	// without a call to the API server that under load the bounded fallback would refuse.
+	created *utilcache.LRUExpireCache
 }
+
+// A created application is kept at most this long, and at most this many of them: the watch
+// brings one to the cache within milliseconds, and the cache is read first.
+const (
+	createdTTL  = 30 * time.Second
+	createdSize = 4096
+)
 
 // newStore builds the cache (not yet started) and the direct client. The REST mapping of
 // LoanApplication is given, not discovered, so that building them needs no API server: the
@@ -76,7 +88,8 @@ func newStore(cfg *rest.Config, namespace string, changes toolscache.ResourceEve
 	if err != nil {
 		return nil, err
 	}
-	return &store{namespace: namespace, cache: c, direct: direct, names: names, indexed: indexed}, nil
+	return &store{namespace: namespace, cache: c, direct: direct, names: names, indexed: indexed,
+		created: utilcache.NewLRUExpireCache(createdSize)}, nil
 }
 
 // indexNames registers a name index and the handler of changes on the cache's LoanApplication
@@ -121,7 +134,21 @@ func (s *store) start(ctx context.Context) error {
 // create writes app to the API server; it is durable in etcd when this returns.
 func (s *store) create(ctx context.Context, app *loansv1alpha1.LoanApplication) error {
 	app.Namespace = s.namespace
-	return s.direct.Create(ctx, app)
+	if err := s.direct.Create(ctx, app); err != nil {
+		return err
+	}
+	s.created.Add(app.Name, app.DeepCopy(), createdTTL)
+	return nil
+}
+
+// justCreated answers an application this gateway created in the last createdTTL, as the API
+// server answered its create (no later change): for reads that the cache cannot answer yet.
+func (s *store) justCreated(name string) (*loansv1alpha1.LoanApplication, bool) {
+	v, ok := s.created.Get(name)
+	if !ok {
+		return nil, false
+	}
+	return v.(*loansv1alpha1.LoanApplication), true
 }
 
 // get reads one application from the cache, and from the API server when the cache does not

@@ -55,14 +55,17 @@ func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
 	writeApplication(w, r, app)
 }
 
-// readApplication reads id from the cache, or from the API server through the bounded
-// fallback when the cache does not hold it.
+// readApplication reads id from the cache; when the cache does not hold it, from what this
+// gateway has just created, or else from the API server through the bounded fallback.
 func (g *Gateway) readApplication(r *http.Request, id string) (*loansv1alpha1.LoanApplication, error) {
 	ctx, cancel := g.apiContext(r)
 	defer cancel()
 	app, err := g.store.fromCache(ctx, id)
 	if !apierrors.IsNotFound(err) && !errors.Is(err, errNotSynced) {
 		return app, err
+	}
+	if app, ok := g.store.justCreated(id); ok {
+		return app, nil
 	}
 	return g.fallback.get(ctx, id, g.store.fromAPIServer)
 }
