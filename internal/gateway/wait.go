@@ -43,14 +43,15 @@ func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if wait > 0 {
-		// Names the wait applied: the one asked for, or the maximum when it asked for more.
-		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 		if !isDecided(app) {
 			if app, p = g.waitForDecision(w, r, app, wait); p != nil {
 				writeProblem(w, p)
 				return
 			}
 		}
+		// Names the wait applied: the one asked for, or the maximum when it asked for more. Only
+		// on the answer that applied it, not on a refusal.
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 	}
 	writeApplication(w, r, app)
 }
@@ -81,8 +82,9 @@ func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *l
 	decided, release := g.feed.awaitDecision(app.Name)
 	defer release()
 	// The decision may have come between the read and the registration: read again.
+	inCache := false
 	if latest, err := g.store.fromCache(r.Context(), app.Name); err == nil {
-		app = latest
+		app, inCache = latest, true
 	}
 	if !isDecided(app) {
 		// The server's timeouts are for requests that do not wait: the read timeout would cancel
@@ -102,9 +104,9 @@ func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *l
 	}
 	latest, err := g.store.fromCache(r.Context(), app.Name)
 	switch {
-	case apierrors.IsNotFound(err):
+	case apierrors.IsNotFound(err) && inCache: // deleted while it waited
 		return nil, problemFromAPIError(err)
-	case err != nil:
+	case err != nil: // the cache has not seen it yet: it exists as it was read
 		return app, nil
 	}
 	return latest, nil

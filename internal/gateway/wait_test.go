@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
@@ -94,6 +95,18 @@ var _ = Describe("Waiting for a decision", func() {
 		Expect(time.Since(start)).To(BeNumerically("<", atOnce))
 	})
 
+	It("answers what it has just created when the wait ends before its cache has seen it", func(ctx context.Context) {
+		calls.holdWatches.Store(true)
+		DeferCleanup(func() { calls.holdWatches.Store(false) })
+		id := gw.postJSON(`{"first_name": "Wai", "last_name": "Ter"}`).application().ID
+		a := gw.get(applicationsPath + "/" + id + "?wait=1s")
+		Expect(a.status).To(Equal(http.StatusOK), "%s", a.body)
+		Expect(a.application().ID).To(Equal(id))
+		Expect(a.application().Status).To(Equal(loansv1alpha1.LabelPending))
+		_, err := gw.store.fromCache(ctx, id)
+		Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the cache did not lag: the spec proved nothing (%v)", err)
+	})
+
 	It("answers 400 to a wait that is not a duration", func() {
 		a := gw.get(applicationsPath + "/app-any?wait=soon")
 		Expect(a.status).To(Equal(http.StatusBadRequest))
@@ -125,6 +138,7 @@ var _ = Describe("Waiting for a decision", func() {
 		a := gw.get(applicationsPath + "/" + id + waitParam)
 		Expect(a.status).To(Equal(http.StatusServiceUnavailable))
 		Expect(a.header.Get("Retry-After")).To(Equal("1"))
+		Expect(a.header.Get("Preference-Applied")).To(BeEmpty(), "a refused wait was not applied")
 		Expect(a.problem().Detail).To(ContainSubstring("too many requests are waiting"))
 
 		// Freed well before their waits would have ended.
