@@ -169,7 +169,6 @@ func buildImage(o options, p program) (v1.Image, error) {
 		User:       nonRoot + ":" + nonRoot,
 		Entrypoint: []string{"/app"},
 		WorkingDir: "/",
-		Env:        []string{"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
 		Labels: map[string]string{
 			"org.opencontainers.image.source":   o.source,
 			"org.opencontainers.image.version":  o.version,
@@ -203,8 +202,9 @@ func goBuild(pkg, arch string) ([]byte, error) {
 	return os.ReadFile(out)
 }
 
-// rootfs is the image's only layer: the program at /app, the user and group files that name
-// 65532 "nonroot", and the machine's CA certificates for HTTPS to a real bank.
+// rootfs is the image's only layer: the program at /app and the user and group files that name
+// 65532 "nonroot". Nothing is read from the building machine (the controller carries its own CA
+// roots for HTTPS to a real bank), so that a commit gives the same digest on every machine.
 func rootfs(binary []byte, mtime time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -218,10 +218,7 @@ func rootfs(binary []byte, mtime time.Time) ([]byte, error) {
 		{"etc/passwd", 0o644, []byte("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")},
 		{"etc/group", 0o644, []byte("root:x:0:\nnonroot:x:65532:\n")},
 	}
-	if certs, err := os.ReadFile("/etc/ssl/certs/ca-certificates.crt"); err == nil {
-		files = append(files, file{"etc/ssl/certs/ca-certificates.crt", 0o644, certs})
-	}
-	for _, dir := range []string{"etc/", "etc/ssl/", "etc/ssl/certs/", "home/", "home/nonroot/", "tmp/"} {
+	for _, dir := range []string{"etc/", "home/", "home/nonroot/", "tmp/"} {
 		mode := int64(0o755)
 		if dir == "tmp/" {
 			mode = 0o1777
