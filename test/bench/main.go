@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command bench is `make bench` and `make bench-quick`: the scale benchmarks of issue 8. It
+// Command bench is `make bench` and `make bench-quick`: the scale benchmarks. It
 // starts its own etcd, kube-apiserver, bank simulator, controller and gateway on loopback
 // (internal/devenv, as `make dev` does), runs the five scenarios in an order that reuses the
 // applications one scenario leaves for the next, prints a table of every figure against its

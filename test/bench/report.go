@@ -14,7 +14,8 @@ import (
 	"time"
 )
 
-// Figure is one measured value, with the target it is held to when the issue sets one.
+// Figure is one measured value, with the target it is held to when the project sets one
+// (docs/benchmarks.md lists the targets).
 type Figure struct {
 	// Scenario is the number and name of the scenario it belongs to ("1 end to end").
 	Scenario string `json:"scenario"`

@@ -12,7 +12,7 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
-// heapPerAppTarget is the bound on the heap each cached application may cost.
+// heapPerAppTarget is the bound on the heap each cached application may cost (docs/benchmarks.md).
 const heapPerAppTarget = 3 << 10
 
 // memoryAt is scenario 4 at the smaller level: both programs once scenario 1's applications are
