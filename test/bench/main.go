@@ -16,7 +16,7 @@ limitations under the License.
 
 // Command bench is `make bench` and `make bench-quick`: the scale benchmarks. It
 // starts its own etcd, kube-apiserver, bank simulator, controller and gateway on loopback
-// (internal/devenv, as `make dev` does), runs the five scenarios in an order that reuses the
+// (internal/devenv, as `make dev` does), runs the six scenarios in an order that reuses the
 // applications one scenario leaves for the next, prints a table of every figure against its
 // target and writes the figures as JSON to <out>/<timestamp>.json and <out>/latest.json.
 //
