@@ -100,6 +100,10 @@ func registerRuntimeCollectors(registry ctrlmetrics.RegistererGatherer) error {
 	return nil
 }
 
+// statusClientClosedRequest is the code counted for a request whose client went away before it
+// was answered (nginx's 499; nothing is sent).
+const statusClientClosedRequest = 499
+
 // middleware counts and times each request under its route pattern (never the raw path, which
 // holds ids) and its method (only the methods HTTP defines; anything else is "other").
 func (m *metrics) middleware(next http.Handler) http.Handler {
@@ -114,7 +118,11 @@ func (m *metrics) middleware(next http.Handler) http.Handler {
 		}
 		method := methodLabel(r.Method)
 		code := ww.Status()
-		if code == 0 {
+		switch {
+		case code == 0 && r.Context().Err() != nil:
+			// The client went away before an answer: not the gateway's error, so not a 5xx.
+			code = statusClientClosedRequest
+		case code == 0:
 			code = http.StatusOK
 		}
 		m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()

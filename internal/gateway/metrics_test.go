@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,5 +60,27 @@ func TestNewMetricsRefusesARegistryHoldingAnotherGateway(t *testing.T) {
 	}
 	if _, err := newMetrics(registry); err == nil {
 		t.Fatal("a second gateway's metrics joined the same registry")
+	}
+}
+
+func TestARequestWhoseClientWentAwayIsNotCountedAsAServerError(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("newMetrics: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client has gone: the handler answers nothing
+	handler := m.middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/api/v1/applications/app-x", nil).WithContext(ctx))
+	handler.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/api/v1/applications/app-y", nil))
+
+	rec := httptest.NewRecorder()
+	m.handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	body := rec.Body.String()
+	for _, want := range []string{`loan_gateway_requests_total{code="499",method="GET",route="unmatched"} 1`,
+		`loan_gateway_requests_total{code="200",method="GET",route="unmatched"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the scrape lacks %q:\n%s", want, body)
+		}
 	}
 }

@@ -45,7 +45,9 @@ func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
 	if wait > 0 {
 		if !isDecided(app) {
 			if app, p = g.waitForDecision(w, r, app, wait); p != nil {
-				writeProblem(w, p)
+				if p != errClientGone { // nobody is left to answer
+					writeProblem(w, p)
+				}
 				return
 			}
 		}
@@ -70,6 +72,9 @@ func (g *Gateway) readApplication(r *http.Request, id string) (*loansv1alpha1.Lo
 	}
 	return g.fallback.get(ctx, id, g.store.fromAPIServer)
 }
+
+// errClientGone is the end of a wait whose client went away: there is no one to answer.
+var errClientGone = newProblem(statusClientClosedRequest, "the client went away")
 
 // waitForDecision holds the request until app is decided, the wait ends or the client goes
 // away, and answers the application as the cache then holds it.
@@ -99,7 +104,7 @@ func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *l
 		case <-timer.C:
 		case <-g.draining: // the gateway stops: answer now, as when the wait ends
 		case <-r.Context().Done():
-			return nil, newProblem(http.StatusServiceUnavailable, "the client went away")
+			return nil, errClientGone
 		}
 	}
 	latest, err := g.store.fromCache(r.Context(), app.Name)
