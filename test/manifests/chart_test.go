@@ -111,6 +111,7 @@ var _ = Describe("The Helm chart", func() {
 			DeferCleanup(func(ctx context.Context) {
 				// A release left behind would leave its admission policy judging every other spec.
 				helm(ctx, "uninstall", release, "--namespace", ns, "--ignore-not-found")
+				waitUntilTheReleasesPolicyIsGone(ctx)
 			})
 			out := helm(ctx, "install", release, chartDir, "--namespace", ns)
 			Expect(out).To(ContainSubstring("STATUS: deployed"))
@@ -145,6 +146,20 @@ var _ = Describe("The Helm chart", func() {
 			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the ClusterRole outlived the uninstall: %v", err)
 		})
 })
+
+// waitUntilTheReleasesPolicyIsGone waits until the API server admits LoanApplications again
+// after an uninstall. Its admission plugin learns of the deleted policy binding through its own
+// informer, and may learn of the deleted parameter (the ConfigMap) first: in between, the binding
+// finds no parameter and refuses every write of a LoanApplication, which a later spec would meet.
+func waitUntilTheReleasesPolicyIsGone(ctx context.Context) {
+	GinkgoHelper()
+	probe := &loansv1alpha1.LoanApplication{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "after-uninstall-"},
+		Spec:       loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace"},
+	}
+	Eventually(func() error { return env.Client.Create(ctx, probe.DeepCopy(), client.DryRunAll) }).
+		WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the uninstalled release's policy still judges")
+}
 
 // expectPolicyFollowsTheRelease checks, by impersonation, that the chart's admission policy lets
 // the release's controller (in the release's namespace) record a decision and refuses the
