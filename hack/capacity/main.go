@@ -275,26 +275,52 @@ func create(ctx context.Context, c client.Client, n int) error {
 	return err
 }
 
-// waitFinal waits, at most an hour, until n applications carry a final status label.
+// waitFinal waits, at most an hour, until n applications carry a final status label. Each
+// count lists tens of thousands of objects from an API server busy with the controller's writes:
+// a failed count is reported and tried again at the next round, not the end of the run, and the
+// rounds are spaced so that the counting does not add much to the load it waits on.
 func waitFinal(ctx context.Context, c client.Client, n int) error {
 	deadline := time.Now().Add(time.Hour)
 	for time.Now().Before(deadline) {
-		final := 0
-		for _, label := range []string{loansv1alpha1.LabelApproved, loansv1alpha1.LabelRejected, loansv1alpha1.LabelFailed} {
-			var list metav1.PartialObjectMetadataList
-			list.SetGroupVersionKind(loansv1alpha1.GroupVersion.WithKind("LoanApplicationList"))
-			if err := c.List(ctx, &list, client.MatchingLabels{loansv1alpha1.LabelStatus: label}); err != nil {
-				return err
-			}
-			final += len(list.Items)
-		}
-		if final >= n {
+		final, err := countFinal(ctx, c)
+		switch {
+		case err != nil:
+			fmt.Fprintf(os.Stderr, "capacity: counting the final applications (will retry): %v\n", err)
+		case final >= n:
 			return nil
 		}
-		time.Sleep(2 * time.Second)
+		time.Sleep(finalCountInterval)
 	}
 	return fmt.Errorf("not all %d applications final within an hour", n)
 }
+
+// finalCountInterval spaces waitFinal's counts.
+const finalCountInterval = 10 * time.Second
+
+// countFinal counts the applications that carry a final status label, reading metadata only,
+// in pages: one list of tens of thousands can outlast the API server's request timeout.
+func countFinal(ctx context.Context, c client.Client) (int, error) {
+	final := 0
+	for _, label := range []string{loansv1alpha1.LabelApproved, loansv1alpha1.LabelRejected, loansv1alpha1.LabelFailed} {
+		for token := ""; ; {
+			var list metav1.PartialObjectMetadataList
+			list.SetGroupVersionKind(loansv1alpha1.GroupVersion.WithKind("LoanApplicationList"))
+			err := c.List(ctx, &list, client.MatchingLabels{loansv1alpha1.LabelStatus: label},
+				client.Limit(countPageSize), client.Continue(token))
+			if err != nil {
+				return 0, err
+			}
+			final += len(list.Items)
+			if token = list.Continue; token == "" {
+				break
+			}
+		}
+	}
+	return final, nil
+}
+
+// countPageSize is the page of countFinal's lists.
+const countPageSize = 5000
 
 func flagValue(args []string, name string) string {
 	for _, a := range args {
