@@ -183,8 +183,11 @@ func (m machine) afterPoll(app *loansv1alpha1.LoanApplication, d *decision, ans 
 		}
 		d.counts.poll = string(ans.job.Status)
 		d.counts.decided, d.counts.decidedIn = phase, now.Sub(submittedAt(app))
+		// No Event: the decision is the normal course, and the Ready condition already records
+		// it with its reason and time. An Event would be one more API write and etcd key per
+		// application, and client-go's recorder keeps each Event in the controller's memory
+		// for minutes (docs/benchmarks.md).
 		markDecided(&d.status, phase, ans.job.ID, now)
-		d.announce(corev1.EventTypeNormal, string(phase), "Decide", "The bank decided: %s", phase)
 	case bank.KindOf(ans.err) == bank.KindNotFound:
 		d.counts.poll = "not_found"
 		if !m.timing.bankForgot(now, &app.Status) {
