@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,14 +108,14 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.finish(ctx, app, d); err != nil {
 		if apierrors.IsConflict(err) {
 			logf.FromContext(ctx).V(1).Info("the application changed since it was read; reading it again", "error", err.Error())
-			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry, Priority: ptr.To(d.priority)}, nil
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{Priority: ptr.To(d.priority)}, err
 	}
 	if d.err != nil {
 		logf.FromContext(ctx).V(1).Info("bank call failed", "error", d.err.Error())
 	}
-	return ctrl.Result{RequeueAfter: d.requeueAfter}, d.err
+	return ctrl.Result{RequeueAfter: d.requeueAfter, Priority: ptr.To(d.priority)}, d.err
 }
 
 // pass makes the bank calls the application's state calls for (one, or a poll and the
@@ -251,10 +252,15 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 	}
 	registerPhaseGauge(mgr.GetCache())
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&loansv1alpha1.LoanApplication{}, builder.WithPredicates(worthReconciling(r.written.awaitsWrite))).
 		Named("loanapplication").
+		// Watches rather than For, whose handler sets priorities of its own: see enqueueByUrgency.
+		Watches(&loansv1alpha1.LoanApplication{}, enqueueByUrgency(),
+			builder.WithPredicates(worthReconciling(r.written.awaitsWrite))).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+			// The priority queue, on by default in this controller-runtime; asked for by name
+			// since the controller's order of work relies on it (urgency).
+			UsePriorityQueue: ptr.To(true),
 			// Per-object exponential backoff only. controller-runtime's default also has a
 			// global 10/s bucket, which would take many minutes to retry thousands of
 			// applications after a bank outage; the bank client's own rate limit paces the
