@@ -70,6 +70,10 @@ type LoanApplicationReconciler struct {
 	// places its polls alike; spreadOf when nil. Tests substitute a constant.
 	Spread func(types.UID) float64
 
+	// pacer stretches the poll interval by the count of pending applications in the cache;
+	// set up by SetupWithManager, Timing as it is without it.
+	pacer *pacer
+
 	// written only spares the reconciles that would act on a cache older than this process's
 	// own writes (a bank call and a conflicting write for nothing). It is an optimisation: the
 	// resourceVersion precondition on every write is what keeps a stale copy from being
@@ -121,7 +125,7 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // pass makes the bank calls the application's state calls for (one, or a poll and the
 // resubmission it leads to) and returns what the state machine decided.
 func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1.LoanApplication) decision {
-	m := machine{timing: r.Timing, spread: r.Spread}
+	m := machine{timing: r.timingNow(ctx), spread: r.Spread}
 	now := r.Clock.Now()
 	s, _ := m.plan(app, now)
 	d := m.decide(app, s, r.call(ctx, app, s), now)
@@ -134,6 +138,14 @@ func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1
 		d = next
 	}
 	return d
+}
+
+// timingNow is the timing of a pass: paced for the pending applications when a pacer counts them.
+func (r *LoanApplicationReconciler) timingNow(ctx context.Context) Timing {
+	if r.pacer == nil {
+		return r.Timing
+	}
+	return r.pacer.timingNow(ctx)
 }
 
 // call makes the bank call of step s.
@@ -251,6 +263,10 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 		opts.RetryMaxDelay = r.Timing.MaxWait
 	}
 	registerPhaseGauge(mgr.GetCache())
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &loansv1alpha1.LoanApplication{}, phaseIndex, indexPhase); err != nil {
+		return err
+	}
+	r.pacer = newPacer(mgr.GetCache(), r.Clock, r.Timing)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("loanapplication").
 		// Watches rather than For, whose handler sets priorities of its own: see enqueueByUrgency.
