@@ -168,17 +168,19 @@ images-push: ## Build the three images and push them to IMG_REGISTRY (tag IMG_TA
 ##@ Helm chart
 
 # dist/chart installs what config/default installs. Its copies of generated files (the CRD, the
-# roles from the +kubebuilder:rbac markers) and of the admission policy are refreshed here, never
-# edited by hand; test/manifests checks that chart and config/default render the same objects.
+# roles from the +kubebuilder:rbac markers), of the admission policy and of the flow-control
+# objects are refreshed here, never edited by hand; test/manifests checks that chart and
+# config/default render the same objects.
 CHART_DIR ?= dist/chart
 
 .PHONY: chart
-chart: manifests ## Copy the CRD, the generated roles and the admission policy into dist/chart.
+chart: manifests ## Copy the CRD, the generated roles, the admission policy and the flow control into dist/chart.
 	mkdir -p $(CHART_DIR)/crds $(CHART_DIR)/files
 	cp config/crd/bases/*.yaml $(CHART_DIR)/crds/
 	cp config/rbac/role.yaml $(CHART_DIR)/files/manager-role.yaml
 	cp config/rbac/gateway/role.yaml $(CHART_DIR)/files/gateway-role.yaml
 	cp config/policy/status_label_policy.yaml config/policy/status_label_policy_binding.yaml $(CHART_DIR)/files/
+	cp config/flowcontrol/*_priority_level.yaml config/flowcontrol/*_flow_schema.yaml $(CHART_DIR)/files/
 
 .PHONY: helm-lint
 helm-lint: chart helm ## Lint the chart.

@@ -106,6 +106,11 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	fs.Float64Var(&f.timing.Jitter, "poll-jitter", controller.DefaultTiming.Jitter,
 		"Spread of the polls, so that applications do not poll in lockstep: each application's first poll comes up to this "+
 			"fraction later than --first-poll-delay (a share fixed by its UID), the next ones every --poll-interval after it.")
+	fs.Float64Var(&f.timing.PollBudget, "poll-budget", controller.DefaultTiming.PollBudget,
+		"Share of --bank-qps the polls may take, the rest being left to submissions: when the pending applications would poll "+
+			"faster, --poll-interval stretches (up to --max-poll-interval).")
+	fs.DurationVar(&f.timing.MaxPollInterval, "max-poll-interval", controller.DefaultTiming.MaxPollInterval,
+		"Longest the poll interval stretches to under --poll-budget; at or below --poll-interval it never stretches.")
 	fs.IntVar(&f.maxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"Applications reconciled at once; reconciles wait on the bank and the API server, so this is well above the number of cores.")
 	fs.DurationVar(&f.retryBaseDelay, "retry-base-delay", 500*time.Millisecond, "First retry delay after a transient bank error.")
@@ -132,6 +137,10 @@ func (f flags) validate() error {
 		return errors.New("--not-found-grace must not be negative")
 	case f.timing.Jitter < 0 || f.timing.Jitter > 1:
 		return errors.New("--poll-jitter must be within [0, 1]")
+	case f.timing.PollBudget <= 0 || f.timing.PollBudget > 1:
+		return errors.New("--poll-budget must be within (0, 1]")
+	case f.timing.MaxPollInterval < 0:
+		return errors.New("--max-poll-interval must not be negative")
 	case f.maxConcurrentReconciles < 1:
 		return errors.New("--max-concurrent-reconciles must be at least 1")
 	case f.retryBaseDelay <= 0 || f.timing.MaxWait < f.retryBaseDelay:
@@ -162,12 +171,15 @@ func main() {
 		os.Exit(1)
 	}
 
+	timing := f.timing
+	// The polls' budget is a share of the bank client's own limit.
+	timing.BankQPS = f.bankQPS
 	reconciler := &controller.LoanApplicationReconciler{
 		Client:   mgr.GetClient(),
 		Scheme:   mgr.GetScheme(),
 		Bank:     bankClient,
 		Recorder: mgr.GetEventRecorder("loan-controller"),
-		Timing:   f.timing,
+		Timing:   timing,
 	}
 	if err := reconciler.SetupWithManager(mgr, controller.Options{
 		MaxConcurrentReconciles: f.maxConcurrentReconciles,

@@ -56,7 +56,8 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		}
 	})
 	for _, name := range []string{"bank-url", "bank-qps", "bank-burst", "max-concurrent-reconciles", "kube-api-qps",
-		"kube-api-burst", "leader-elect", "first-poll-delay", "poll-interval", "poll-jitter", "not-found-grace", "pprof-bind-address"} {
+		"kube-api-burst", "leader-elect", "first-poll-delay", "poll-interval", "poll-jitter", "not-found-grace", "pprof-bind-address",
+		"poll-budget", "max-poll-interval"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
 		}
@@ -79,6 +80,10 @@ func TestFlagsAreChecked(t *testing.T) {
 		{[]string{"--retry-base-delay=5m", "--retry-max-delay=1m"}, false},
 		{[]string{"--bank-qps=-1"}, false},
 		{[]string{"--bank-qps=0"}, true}, // unlimited
+		{[]string{"--poll-budget=0"}, false},
+		{[]string{"--poll-budget=1.2"}, false},
+		{[]string{"--poll-budget=1", "--max-poll-interval=0s"}, true}, // never stretches
+		{[]string{"--max-poll-interval=-1s"}, false},
 		{[]string{"--no-such-flag"}, false},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

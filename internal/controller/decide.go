@@ -29,6 +29,9 @@ import (
 //	any        any call    other 4xx                             BankRefused, backoff
 //	any        any call    5xx, timeout, broken answer           BankUnavailable, backoff
 //	final      none        (no call)                             nothing, ever
+//
+// The next pass waits in the workqueue at the urgency of the status written: a final one's
+// first, then a submitted one's, then a new one's.
 
 // step is the bank call a pass makes.
 type step int
@@ -70,6 +73,37 @@ func (m machine) plan(app *loansv1alpha1.LoanApplication, now time.Time) (step, 
 	return stepPoll, 0
 }
 
+// The workqueue priorities of the passes (controller-runtime's priority queue hands out the
+// applications that are due highest priority first). Under saturation more work is due than the
+// workers take: finishing what the bank has decided, then asking about what it is deciding,
+// before starting anything new keeps decision → status short whatever the arrival rate, and
+// lets the new submissions take the wait. Starting less new work under load is also what keeps
+// the load bounded: each submission brings polls and writes after it.
+const (
+	// prioritySubmit is a new application's, not yet at the bank; it is also the queue's
+	// default, for an event that carries no priority.
+	prioritySubmit = 0
+	// priorityPoll is a submitted application's: its next pass asks the bank, or waits for the
+	// slot to.
+	priorityPoll = 10
+	// priorityDecided is a final application's: its next pass only writes (the label, or a
+	// decision whose status write was lost).
+	priorityDecided = 20
+)
+
+// urgency is the priority of the next pass of an application with this status; a function of
+// the status alone, so that the event handler (enqueue.go) and decide agree, and a new leader
+// orders its queue as the old one did.
+func urgency(status *loansv1alpha1.LoanApplicationStatus) int {
+	switch {
+	case status.Phase.IsFinal():
+		return priorityDecided
+	case status.Phase == "" || status.BankApplicationID == "":
+		return prioritySubmit
+	}
+	return priorityPoll
+}
+
 // answer is what the bank said to the call of a step: a job for a poll, and the error.
 type answer struct {
 	job bank.Job
@@ -82,6 +116,9 @@ type decision struct {
 	status       loansv1alpha1.LoanApplicationStatus
 	events       []pendingEvent
 	requeueAfter time.Duration
+	// priority is the workqueue priority of the next pass: the urgency of the status written,
+	// also for a retry after an error.
+	priority int
 	// err, when set, is returned to controller-runtime for the workqueue's backoff.
 	err error
 	// then is a further bank call this same pass must make (a resubmission).
@@ -125,6 +162,7 @@ func (m machine) decide(app *loansv1alpha1.LoanApplication, s step, ans answer, 
 	case stepNone:
 	}
 	stampGeneration(&d.status, app.Generation)
+	d.priority = urgency(&d.status)
 	return d
 }
 

@@ -98,9 +98,10 @@ func runPass(b *fakeBank, app *loansv1alpha1.LoanApplication, now time.Time) dec
 	return r.pass(context.Background(), app)
 }
 
-// want is what a row expects; a zero field other than calls is not checked.
+// want is what a row expects; a zero field other than calls and priority is not checked.
 type want struct {
 	phase             loansv1alpha1.Phase
+	priority          int // of the next pass; prioritySubmit is zero
 	submits, polls    int
 	requeueAfter      time.Duration
 	err               error
@@ -126,13 +127,16 @@ func TestStateMachine(t *testing.T) {
 		want want
 	}{
 		{"a new application is submitted under its UID and polled at the first slot", newApp(), fakeBank{}, t0,
-			want{phase: "Pending", submits: 1, requeueAfter: 6500 * time.Millisecond, conditions: awaiting, submission: "accepted"}},
+			want{phase: "Pending", priority: priorityPoll, submits: 1, requeueAfter: 6500 * time.Millisecond, conditions: awaiting,
+				submission: "accepted"}},
 		{"the bank's 'already used' to a submission means it has it", newApp(),
 			fakeBank{submitErrs: []error{bankErr(bank.KindAlreadyUsed, 400, "the application ID is already used")}}, t0.Add(300 * time.Millisecond),
-			want{phase: "Pending", submits: 1, requeueAfter: 6200 * time.Millisecond, conditions: awaiting, submission: "already_submitted"}},
+			want{phase: "Pending", priority: priorityPoll, submits: 1, requeueAfter: 6200 * time.Millisecond, conditions: awaiting,
+				submission: "already_submitted"}},
 		{"an invalid payload fails the application for good: Stalled, not Ready", newApp(),
 			fakeBank{submitErrs: []error{bankErr(bank.KindInvalidPayload, 400, "the request payload is not valid.")}}, t0,
-			want{phase: "Failed", submits: 1, submission: "invalid", messageHas: "HTTP 400: the request payload is not valid.",
+			want{phase: "Failed", priority: priorityDecided, submits: 1, submission: "invalid",
+				messageHas: "HTTP 400: the request payload is not valid.",
 				conditions: map[string]string{"Submitted": "False/InvalidPayload", "Ready": "False/InvalidPayload",
 					"Stalled": "True/InvalidPayload", "Reconciling": "-"},
 				events: []string{"Warning InvalidPayload"}}},
@@ -157,56 +161,57 @@ func TestStateMachine(t *testing.T) {
 			fakeBank{submitErrs: []error{throttled(time.Duration(math.MaxInt64))}}, t0,
 			want{submits: 1, requeueAfter: DefaultTiming.MaxWait, submission: "throttled"}},
 		{"a pending application is not polled before its first slot", pendingApp(), fakeBank{}, t0.Add(3 * time.Second),
-			want{phase: "Pending", requeueAfter: 3500 * time.Millisecond, unchanged: true}},
+			want{phase: "Pending", priority: priorityPoll, requeueAfter: 3500 * time.Millisecond, unchanged: true}},
 		{"a poll that finds it pending writes nothing and comes back at the next slot", pendingApp(),
 			fakeBank{job: job(bank.JobPending)}, firstPoll,
-			want{phase: "Pending", polls: 1, requeueAfter: 2 * time.Second, unchanged: true, poll: "pending"}},
+			want{phase: "Pending", priority: priorityPoll, polls: 1, requeueAfter: 2 * time.Second, unchanged: true, poll: "pending"}},
 		{"a late poll comes back at the next slot, not a whole interval later", pendingApp(),
 			fakeBank{job: job(bank.JobPending)}, firstPoll.Add(3100 * time.Millisecond),
-			want{phase: "Pending", polls: 1, requeueAfter: 900 * time.Millisecond, unchanged: true, poll: "pending"}},
+			want{phase: "Pending", priority: priorityPoll, polls: 1, requeueAfter: 900 * time.Millisecond, unchanged: true, poll: "pending"}},
 		{"completed is Approved: Ready, no longer Reconciling", pendingApp(), fakeBank{job: job(bank.JobCompleted)}, firstPoll,
-			want{phase: "Approved", polls: 1, poll: "completed",
+			want{phase: "Approved", priority: priorityDecided, polls: 1, poll: "completed",
 				conditions: map[string]string{"Submitted": "True/Submitted", "Ready": "True/Approved", "Reconciling": "-", "Stalled": "-"}}},
 		{"rejected is Rejected", pendingApp(), fakeBank{job: job(bank.JobRejected)}, firstPoll,
-			want{phase: "Rejected", polls: 1, poll: "rejected",
+			want{phase: "Rejected", priority: priorityDecided, polls: 1, poll: "rejected",
 				conditions: map[string]string{"Ready": "True/Rejected", "Reconciling": "-"}}},
 		{"a job about another application is an error, not a decision", pendingApp(),
 			fakeBank{job: bank.Job{ID: "job-9", ApplicationID: "another", Status: bank.JobCompleted}}, firstPoll,
-			want{phase: "Pending", polls: 1, err: errBankUnavailable, poll: "error",
+			want{phase: "Pending", priority: priorityPoll, polls: 1, err: errBankUnavailable, poll: "error",
 				conditions: map[string]string{"Submitted": "True/Submitted", "Ready": "False/BankUnavailable"}}},
 		{"a 404 within the grace period is lag: poll again at the next slot", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindNotFound, 404, "")}, firstPoll,
-			want{phase: "Pending", polls: 1, requeueAfter: 2 * time.Second, unchanged: true, poll: "not_found"}},
+			want{phase: "Pending", priority: priorityPoll, polls: 1, requeueAfter: 2 * time.Second, unchanged: true, poll: "not_found"}},
 		{"a 404 after the grace period: the bank forgot, resubmit under the same id in the same pass", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindNotFound, 404, "")}, t0.Add(40 * time.Second),
-			want{phase: "Pending", polls: 1, submits: 1, requeueAfter: 6500 * time.Millisecond, poll: "not_found", submission: "accepted",
+			want{phase: "Pending", priority: priorityPoll, polls: 1, submits: 1, requeueAfter: 6500 * time.Millisecond,
+				poll: "not_found", submission: "accepted",
 				events: []string{"Warning BankForgot", "Normal Resubmitted"}, submittedResubmit: true,
 				conditions: map[string]string{"Submitted": "True/Resubmitted", "Ready": "False/AwaitingDecision"}}},
 		{"a resubmission the bank refuses for good fails the application", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindNotFound, 404, ""),
 				submitErrs: []error{bankErr(bank.KindInvalidPayload, 400, "the request payload is not valid.")}}, t0.Add(40 * time.Second),
-			want{phase: "Failed", polls: 1, submits: 1, submission: "invalid", poll: "not_found",
+			want{phase: "Failed", priority: priorityDecided, polls: 1, submits: 1, submission: "invalid", poll: "not_found",
 				events:     []string{"Warning BankForgot", "Warning InvalidPayload"},
 				conditions: map[string]string{"Stalled": "True/InvalidPayload", "Ready": "False/InvalidPayload", "Reconciling": "-"}}},
 		{"a 403 to a poll is refused: backoff, Submitted stays True", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindRefused, 403, "Forbidden")}, firstPoll,
-			want{phase: "Pending", polls: 1, err: errBankRefused, poll: "refused", messageHas: "HTTP 403: Forbidden",
+			want{phase: "Pending", priority: priorityPoll, polls: 1, err: errBankRefused, poll: "refused", messageHas: "HTTP 403: Forbidden",
 				conditions: map[string]string{"Submitted": "True/Submitted", "Ready": "False/BankRefused", "Reconciling": "True/BankRefused"}}},
 		{"a 400 to a poll cannot be the payload's fault: refused, retried", pendingApp(),
 			fakeBank{jobErr: bankErr(bank.KindInvalidPayload, 400, "application_id is not a valid uuid")}, firstPoll,
-			want{phase: "Pending", polls: 1, err: errBankRefused, poll: "refused"}},
+			want{phase: "Pending", priority: priorityPoll, polls: 1, err: errBankRefused, poll: "refused"}},
 		{"a 429 to a poll waits", pendingApp(), fakeBank{jobErr: throttled(10 * time.Second)}, firstPoll,
-			want{phase: "Pending", polls: 1, requeueAfter: 11 * time.Second, poll: "throttled",
+			want{phase: "Pending", priority: priorityPoll, polls: 1, requeueAfter: 11 * time.Second, poll: "throttled",
 				conditions: map[string]string{"Ready": "False/Throttled"}}},
 		{"a 5xx to a poll backs off", pendingApp(), fakeBank{jobErr: bankErr(bank.KindTransient, 500, "boom")}, firstPoll,
-			want{phase: "Pending", polls: 1, err: errBankUnavailable, poll: "error",
+			want{phase: "Pending", priority: priorityPoll, polls: 1, err: errBankUnavailable, poll: "error",
 				conditions: map[string]string{"Ready": "False/BankUnavailable"}}},
 		{"an Approved application never calls the bank again", finalApp("Approved"), fakeBank{}, t0.Add(time.Hour),
-			want{phase: "Approved", unchanged: true}},
+			want{phase: "Approved", priority: priorityDecided, unchanged: true}},
 		{"a Rejected application never calls the bank again", finalApp("Rejected"), fakeBank{}, t0.Add(time.Hour),
-			want{phase: "Rejected", unchanged: true}},
+			want{phase: "Rejected", priority: priorityDecided, unchanged: true}},
 		{"a Failed application never calls the bank again", finalApp("Failed"), fakeBank{}, t0.Add(time.Hour),
-			want{phase: "Failed", unchanged: true}},
+			want{phase: "Failed", priority: priorityDecided, unchanged: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +235,9 @@ func checkDecision(t *testing.T, app *loansv1alpha1.LoanApplication, d decision,
 	if d.status.Phase != w.phase || b.submits != w.submits || b.polls != w.polls {
 		t.Errorf("phase %q after %d submits and %d polls, want %q after %d and %d",
 			d.status.Phase, b.submits, b.polls, w.phase, w.submits, w.polls)
+	}
+	if d.priority != w.priority {
+		t.Errorf("next pass at priority %d, want %d", d.priority, w.priority)
 	}
 	if d.requeueAfter != w.requeueAfter || !errors.Is(d.err, w.err) || (w.err == nil) != (d.err == nil) {
 		t.Errorf("requeue after %v, error %v; want %v, %v", d.requeueAfter, d.err, w.requeueAfter, w.err)

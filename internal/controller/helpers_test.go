@@ -50,6 +50,7 @@ type testBank struct {
 	server       *http.Server
 	submits      map[string]int
 	polls        map[string]int
+	order        []string // "submit <id>" and "poll <id>", as the calls came
 	serverClosed chan struct{}
 }
 
@@ -135,7 +136,7 @@ func (b *testBank) frontDoor(next http.Handler) http.Handler {
 			}
 			var app bank.Application
 			if json.Unmarshal(body, &app) == nil {
-				b.count(b.submits, app.ID)
+				b.count(b.submits, "submit", app.ID)
 				if app.LastName == refusedLastName {
 					app.ID = "not-a-uuid"
 					body, _ = json.Marshal(app)
@@ -143,16 +144,24 @@ func (b *testBank) frontDoor(next http.Handler) http.Handler {
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		case r.Method == http.MethodGet && r.URL.Path == "/api/jobs":
-			b.count(b.polls, r.URL.Query().Get("application_id"))
+			b.count(b.polls, "poll", r.URL.Query().Get("application_id"))
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
-func (b *testBank) count(m map[string]int, id string) {
+func (b *testBank) count(m map[string]int, call, id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	m[id]++
+	b.order = append(b.order, call+" "+id)
+}
+
+// callOrder returns the calls that reached the bank, in order: "submit <id>" or "poll <id>".
+func (b *testBank) callOrder() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.order...)
 }
 
 // writeCounter counts the API writes of the controller per application, and can make the first
@@ -161,6 +170,7 @@ func (b *testBank) count(m map[string]int, id string) {
 type writeCounter struct {
 	mu              sync.Mutex
 	status, label   map[string]int
+	order           []string // "status <name>" and "label <name>", as the writes came
 	failFirstSubmit bool
 	failed          map[string]bool
 }
@@ -175,7 +185,7 @@ var errInjected = errors.New("injected: the status write was lost")
 func (w *writeCounter) funcs() interceptor.Funcs {
 	return interceptor.Funcs{
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
-			w.add(w.label, obj.GetName())
+			w.add(w.label, "label", obj.GetName())
 			return c.Patch(ctx, obj, patch, opts...)
 		},
 		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch,
@@ -183,7 +193,7 @@ func (w *writeCounter) funcs() interceptor.Funcs {
 			if w.shouldFail(obj) {
 				return errInjected
 			}
-			w.add(w.status, obj.GetName())
+			w.add(w.status, "status", obj.GetName())
 			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 		},
 	}
@@ -200,10 +210,19 @@ func (w *writeCounter) shouldFail(obj client.Object) bool {
 	return true
 }
 
-func (w *writeCounter) add(m map[string]int, name string) {
+func (w *writeCounter) add(m map[string]int, write, name string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	m[name]++
+	w.order = append(w.order, write+" "+name)
+}
+
+// writeOrder returns the writes that reached the API server, in order: "status <name>" or
+// "label <name>".
+func (w *writeCounter) writeOrder() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.order...)
 }
 
 // injectedFailure reports whether a status write of the named application was made to fail.
@@ -228,6 +247,7 @@ type managerSettings struct {
 	timing      Timing
 	writes      *writeCounter
 	restConfig  *rest.Config // env.Config when nil
+	workers     int          // MaxConcurrentReconciles; 16 when zero
 }
 
 // testManager is a controller-runtime manager running the reconciler, as cmd/controller runs
@@ -252,6 +272,9 @@ func startManager(s managerSettings) *testManager {
 	}
 	if s.restConfig == nil {
 		s.restConfig = env.Config
+	}
+	if s.workers == 0 {
+		s.workers = 16
 	}
 	mgr, err := ctrl.NewManager(s.restConfig, ctrl.Options{
 		Scheme:                 scheme.Scheme,
@@ -279,7 +302,7 @@ func startManager(s managerSettings) *testManager {
 		Timing:   s.timing,
 	}
 	Expect(r.SetupWithManager(mgr, Options{
-		MaxConcurrentReconciles: 16,
+		MaxConcurrentReconciles: s.workers,
 		RetryBaseDelay:          20 * time.Millisecond,
 		RetryMaxDelay:           300 * time.Millisecond,
 	})).To(Succeed())

@@ -31,6 +31,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -68,6 +69,10 @@ type LoanApplicationReconciler struct {
 	// Spread is an application's jitter in [0, 1), a function of its UID so that every process
 	// places its polls alike; spreadOf when nil. Tests substitute a constant.
 	Spread func(types.UID) float64
+
+	// pacer stretches the poll interval by the count of pending applications in the cache;
+	// set up by SetupWithManager, Timing as it is without it.
+	pacer *pacer
 
 	// written only spares the reconciles that would act on a cache older than this process's
 	// own writes (a bank call and a conflicting write for nothing). It is an optimisation: the
@@ -107,20 +112,20 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err := r.finish(ctx, app, d); err != nil {
 		if apierrors.IsConflict(err) {
 			logf.FromContext(ctx).V(1).Info("the application changed since it was read; reading it again", "error", err.Error())
-			return ctrl.Result{RequeueAfter: conflictRetry}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry, Priority: ptr.To(d.priority)}, nil
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{Priority: ptr.To(d.priority)}, err
 	}
 	if d.err != nil {
 		logf.FromContext(ctx).V(1).Info("bank call failed", "error", d.err.Error())
 	}
-	return ctrl.Result{RequeueAfter: d.requeueAfter}, d.err
+	return ctrl.Result{RequeueAfter: d.requeueAfter, Priority: ptr.To(d.priority)}, d.err
 }
 
 // pass makes the bank calls the application's state calls for (one, or a poll and the
 // resubmission it leads to) and returns what the state machine decided.
 func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1.LoanApplication) decision {
-	m := machine{timing: r.Timing, spread: r.Spread}
+	m := machine{timing: r.timingNow(ctx), spread: r.Spread}
 	now := r.Clock.Now()
 	s, _ := m.plan(app, now)
 	d := m.decide(app, s, r.call(ctx, app, s), now)
@@ -133,6 +138,14 @@ func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1
 		d = next
 	}
 	return d
+}
+
+// timingNow is the timing of a pass: paced for the pending applications when a pacer counts them.
+func (r *LoanApplicationReconciler) timingNow(ctx context.Context) Timing {
+	if r.pacer == nil {
+		return r.Timing
+	}
+	return r.pacer.timingNow(ctx)
 }
 
 // call makes the bank call of step s.
@@ -250,11 +263,20 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 		opts.RetryMaxDelay = r.Timing.MaxWait
 	}
 	registerPhaseGauge(mgr.GetCache())
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &loansv1alpha1.LoanApplication{}, phaseIndex, indexPhase); err != nil {
+		return err
+	}
+	r.pacer = newPacer(mgr.GetCache(), r.Clock, r.Timing)
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&loansv1alpha1.LoanApplication{}, builder.WithPredicates(worthReconciling(r.written.awaitsWrite))).
 		Named("loanapplication").
+		// Watches rather than For, whose handler sets priorities of its own: see enqueueByUrgency.
+		Watches(&loansv1alpha1.LoanApplication{}, enqueueByUrgency(),
+			builder.WithPredicates(worthReconciling(r.written.awaitsWrite))).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
+			// The priority queue, on by default in this controller-runtime; asked for by name
+			// since the controller's order of work relies on it (urgency).
+			UsePriorityQueue: ptr.To(true),
 			// Per-object exponential backoff only. controller-runtime's default also has a
 			// global 10/s bucket, which would take many minutes to retry thousands of
 			// applications after a bank outage; the bank client's own rate limit paces the

@@ -35,10 +35,17 @@ var (
 		Name: "loan_bank_polls_total",
 		Help: "Polls of the bank's job, by what they found: pending, completed, rejected, not_found, refused, throttled, error.",
 	}, []string{"result"})
+
+	pollIntervalSeconds = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "loan_poll_interval_seconds",
+		Help: "The wait between two polls of a pending application now: --poll-interval, stretched when the pending " +
+			"applications would poll faster than --poll-budget of --bank-qps (up to --max-poll-interval).",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(submissionsTotal, resubmissionsTotal, decisionsTotal, decisionSeconds, bankPollsTotal)
+	metrics.Registry.MustRegister(submissionsTotal, resubmissionsTotal, decisionsTotal, decisionSeconds, bankPollsTotal,
+		pollIntervalSeconds)
 }
 
 // recordCounts adds the outcomes of one pass's bank calls to the metrics: the calls were made,

@@ -27,15 +27,25 @@ type Timing struct {
 	// MaxWait caps every wait the controller plans (--retry-max-delay): a Retry-After in the
 	// year 9999 must not park an application for ever, nor overflow the workqueue's timer.
 	MaxWait time.Duration
+	// BankQPS is the most calls a second the bank takes (--bank-qps); 0 for no limit.
+	BankQPS float64
+	// PollBudget is the share of BankQPS the polls may take, the rest being left to the
+	// submissions (--poll-budget).
+	PollBudget float64
+	// MaxPollInterval bounds how far the poll interval stretches (--max-poll-interval); at or
+	// below PollInterval it never stretches.
+	MaxPollInterval time.Duration
 }
 
 // DefaultTiming is the timing used when the flags are left alone.
 var DefaultTiming = Timing{
-	FirstPollDelay: 5 * time.Second,
-	PollInterval:   2 * time.Second,
-	NotFoundGrace:  30 * time.Second,
-	Jitter:         0.2,
-	MaxWait:        2 * time.Minute,
+	FirstPollDelay:  5 * time.Second,
+	PollInterval:    2 * time.Second,
+	NotFoundGrace:   30 * time.Second,
+	Jitter:          0.2,
+	MaxWait:         2 * time.Minute,
+	PollBudget:      0.8,
+	MaxPollInterval: 30 * time.Second,
 }
 
 // minThrottleWait is the least the controller waits after a 429 that gave no Retry-After.
@@ -62,6 +72,20 @@ func (t Timing) nextPollAt(first, now time.Time) time.Time {
 	}
 	slots := now.Sub(first)/t.PollInterval + 1
 	return first.Add(slots * t.PollInterval)
+}
+
+// paced is the timing for this many applications awaiting a decision. Each is polled once per
+// PollInterval, so they make pending/PollInterval polls a second; past the budget (PollBudget of
+// BankQPS) the interval stretches to pending/budget, up to MaxPollInterval. Polling faster than
+// the bank takes calls would only queue them in the bank client's limiter, or draw 429s, and
+// starve the submissions; a longer interval delays each decision's notice by less than it.
+func (t Timing) paced(pending int) Timing {
+	if t.BankQPS <= 0 || t.PollBudget <= 0 || t.MaxPollInterval <= t.PollInterval {
+		return t
+	}
+	need := time.Duration(float64(pending) / (t.PollBudget * t.BankQPS) * float64(time.Second))
+	t.PollInterval = min(max(t.PollInterval, need), t.MaxPollInterval)
+	return t
 }
 
 // throttledWait is how long to wait after a 429: the bank's Retry-After (at least

@@ -149,7 +149,7 @@ func (s *Stack) startAll(ctx context.Context) error {
 			return err
 		}
 	}
-	s.logf("applying config/dev (CRD, namespace, ServiceAccounts, roles, admission policy)")
+	s.logf("applying config/dev (CRD, namespace, ServiceAccounts, roles, admission policy, flow control)")
 	if err := applyDevConfig(ctx, s.opts, s.KubeconfigPath, s.Client); err != nil {
 		return err
 	}

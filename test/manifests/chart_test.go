@@ -69,7 +69,7 @@ var _ = Describe("The Helm chart", func() {
 		Expect(errOut).To(ContainSubstring("set bank.url to the bank's base URL, or bankSim.enabled=true"))
 	})
 
-	It("renders the same objects as config/default, with the same rules in each role", func(ctx context.Context) {
+	It("renders the same objects as config/default, with the same rules in each role and the same flow control", func(ctx context.Context) {
 		def := render(ctx, "default")
 		chart := parseYAML(helm(ctx, "template", "loan-operator", chartDir, "--namespace", systemNamespace, "--include-crds"))
 		key := func(obj *unstructured.Unstructured) string {
@@ -89,10 +89,14 @@ var _ = Describe("The Helm chart", func() {
 		Expect(keys(fromChart)).To(ConsistOf(fromKustomize))
 
 		for _, obj := range def.objects {
-			if kind := obj.GetKind(); kind == "Role" || kind == "ClusterRole" {
+			switch obj.GetKind() {
+			case "Role", "ClusterRole":
 				want, _, _ := unstructured.NestedSlice(obj.Object, "rules")
 				got, _, _ := unstructured.NestedSlice(fromChart[key(obj)].Object, "rules")
 				Expect(got).To(Equal(want), key(obj))
+			case "FlowSchema", "PriorityLevelConfiguration":
+				// The same levels and the same subjects (the ServiceAccounts as each names them).
+				Expect(fromChart[key(obj)].Object["spec"]).To(Equal(obj.Object["spec"]), key(obj))
 			}
 		}
 		for _, name := range []string{"loan-operator-controller-manager", "loan-operator-gateway", "loan-operator-bank-sim"} {

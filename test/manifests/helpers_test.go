@@ -16,6 +16,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -110,6 +111,7 @@ func applyRendered(ctx context.Context, dir string) *rendered {
 // identity is a user of the test API server, authenticated by a client certificate.
 type identity struct {
 	name      string
+	config    *rest.Config
 	client    client.WithWatch
 	clientset *kubernetes.Clientset
 }
@@ -127,7 +129,7 @@ func newIdentity(name string, groups ...string) *identity {
 	Expect(err).NotTo(HaveOccurred())
 	cfg := user.Config()
 	cfg.QPS, cfg.Burst = -1, -1
-	id := &identity{name: name}
+	id := &identity{name: name, config: cfg}
 	id.client, err = client.NewWithWatch(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 	id.clientset, err = kubernetes.NewForConfig(cfg)

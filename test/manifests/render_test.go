@@ -38,6 +38,7 @@ var _ = Describe("The kustomize packages", func() {
 		Entry("config/bank-sim", "bank-sim"),
 		Entry("config/policy", "policy"),
 		Entry("config/network-policy", "network-policy"),
+		Entry("config/flowcontrol", "flowcontrol"),
 	)
 
 	Describe("config/default", func() {
@@ -215,7 +216,7 @@ var _ = Describe("The kustomize packages", func() {
 		expectHardened(controller)
 	})
 
-	It("config/dev renders the CRD, the namespace, the identities, their roles and the policy, and no workload", func(ctx context.Context) {
+	It("config/dev renders the CRD, the namespace, identities, roles, policy and flow control, and no workload", func(ctx context.Context) {
 		r := render(ctx, "dev")
 		Expect(r.kinds()).To(Equal(map[string]int{
 			"CustomResourceDefinition":         1,
@@ -228,6 +229,8 @@ var _ = Describe("The kustomize packages", func() {
 			"ConfigMap":                        1, // the admission policy's parameters
 			"ValidatingAdmissionPolicy":        1,
 			"ValidatingAdmissionPolicyBinding": 1,
+			"FlowSchema":                       2, // controller, gateway
+			"PriorityLevelConfiguration":       2,
 		}))
 		Expect(r.get("Namespace", systemNamespace)).NotTo(BeNil())
 		Expect(r.get("ServiceAccount", "loan-operator-controller-manager").GetNamespace()).To(Equal(systemNamespace))
@@ -281,6 +284,7 @@ var _ = Describe("The kustomize packages", func() {
 var clusterScoped = map[string]bool{
 	"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true, "ClusterRoleBinding": true,
 	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
+	"FlowSchema": true, "PriorityLevelConfiguration": true,
 }
 
 // expectHardened checks what issue #7 asks of every pod.
