@@ -16,9 +16,11 @@ limitations under the License.
 
 // Command bench is `make bench` and `make bench-quick`: the scale benchmarks. It
 // starts its own etcd, kube-apiserver, bank simulator, controller and gateway on loopback
-// (internal/devenv, as `make dev` does), runs the six scenarios in an order that reuses the
+// (internal/devenv, as `make dev` does), runs the seven scenarios in an order that reuses the
 // applications one scenario leaves for the next, prints a table of every figure against its
 // target and writes the figures as JSON to <out>/<timestamp>.json and <out>/latest.json.
+// `bench summarize REPORT.json...` combines the reports of several runs: min, median and max of
+// each figure.
 //
 // Every figure is measured in the same run as its reference (the machine is shared and noisy:
 // ratios matter more than absolute times), and every load is bounded in count and time.
@@ -138,6 +140,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "summarize" {
+		return runSummarize(args[1:], os.Stdout, os.Stderr)
+	}
 	s, err := parseSettings(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
