@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"slices"
+	"strconv"
 )
 
 // buckets is a histogram's cumulative counts by upper bound (+Inf included), summed over the
@@ -118,7 +119,7 @@ func (r *Report) reportAPIWriteLatency(sc string, before, after apiWriteLatencie
 		}
 		for _, p := range []float64{50, 99} {
 			v := d.quantile(p / 100).then(func(s float64) float64 { return 1000 * s })
-			r.addReading(sc, "API server latency p"+formatValue(p)+" of a "+kind.name, v, "ms", note)
+			r.addReading(sc, "API server latency p"+strconv.Itoa(int(p))+" of a "+kind.name, v, "ms", note)
 			note = ""
 		}
 	}
