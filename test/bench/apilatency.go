@@ -78,21 +78,30 @@ func (b buckets) quantile(q float64) reading {
 // subresource: its own measure of each request, from the start of its handling to its answer.
 const requestDurations = "apiserver_request_duration_seconds"
 
+// loanApplications is the resource's name in the API server's metrics and RBAC rules.
+const loanApplications = "loanapplications"
+
+// createKind names the create among apiWriteKinds; patchVerb is the verb of both PATCHes.
+const (
+	createKind = "create"
+	patchVerb  = "PATCH"
+)
+
 // apiWriteKinds are the writes of an application, as apiserver_request_duration_seconds labels
 // them: the gateway's create, the controller's status and label PATCHes.
 var apiWriteKinds = []struct {
 	name              string
 	verb, subresource string
 }{
-	{"create", "POST", ""},
-	{"status PATCH", "PATCH", "status"},
-	{"label PATCH", "PATCH", ""},
+	{createKind, "POST", ""},
+	{"status PATCH", patchVerb, "status"},
+	{"label PATCH", patchVerb, ""},
 }
 
 // writesOf keeps the series of LoanApplication requests of one verb and subresource.
 func writesOf(verb, subresource string) func(map[string]string) bool {
 	return func(l map[string]string) bool {
-		return l["resource"] == "loanapplications" && l["verb"] == verb && l["subresource"] == subresource
+		return l["resource"] == loanApplications && l["verb"] == verb && l["subresource"] == subresource
 	}
 }
 
@@ -113,7 +122,7 @@ func (r *Report) reportAPIWriteLatency(sc string, before, after apiWriteLatencie
 	for _, kind := range apiWriteKinds {
 		d := after[kind.name].since(before[kind.name])
 		note := ""
-		if kind.name == "create" {
+		if kind.name == createKind {
 			note = requestDurations + "{resource=loanapplications}, delta of the buckets between a scrape before and one after " +
 				"the scenario, interpolated within a bucket (bounds 5, 25, 50, 100, 200, 400 ms, ...)"
 		}

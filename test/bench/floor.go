@@ -54,8 +54,8 @@ func (b *bench) grantGatewayIdentity(ctx context.Context, namespace string) erro
 	const name = "bench-gateway-identity"
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{loansv1alpha1.GroupVersion.Group}, Resources: []string{"loanapplications"},
-			Verbs: []string{"create", "get", "list", "watch"}}},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{loansv1alpha1.GroupVersion.Group}, Resources: []string{loanApplications},
+			Verbs: []string{createKind, "get", "list", "watch"}}},
 	}
 	account, _ := serviceAccountOf(devenv.GatewayUser)
 	binding := &rbacv1.RoleBinding{

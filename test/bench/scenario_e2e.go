@@ -74,7 +74,7 @@ func (b *bench) takeCounts(ctx context.Context) (counts, error) {
 		{&c.reconciles, ctrlMetrics, "controller_runtime_reconcile_total", nil},
 		{&c.controllerWrites, ctrlMetrics, "rest_client_requests_total", labelIn("method", "POST", "PUT", "PATCH", "DELETE")},
 		{&c.appWrites, apiMetrics, "apiserver_request_total", func(l map[string]string) bool {
-			return l["resource"] == "loanapplications" && isAppWrite(l)
+			return l["resource"] == loanApplications && isAppWrite(l)
 		}},
 	} {
 		v, err := want.families.requireWhere(want.name, want.keep)

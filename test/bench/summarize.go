@@ -114,7 +114,7 @@ func printSummary(w io.Writer, reports []Report, rows []summaryRow) {
 }
 
 func withUnit(v float64, unit string) string {
-	if unit == "" || unit == "yes/no" {
+	if unit == "" || unit == yesNoUnit {
 		return formatValue(v)
 	}
 	return formatValue(v) + " " + unit

@@ -73,7 +73,7 @@ func TestSummarizeRefusesMixedScalesAndNothing(t *testing.T) {
 
 func TestSummarizeCommandReadsTheRunsFiles(t *testing.T) {
 	dir := t.TempDir()
-	var paths []string
+	paths := make([]string, 0, 3)
 	for i, v := range []float64{3, 1, 2} {
 		data, err := json.Marshal(reportOf("0.5", figure("1", "kube-apiserver CPU per application", ptr(v), "<= 8", ptr(true))))
 		if err != nil {
