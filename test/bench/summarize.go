@@ -51,11 +51,19 @@ func summarize(reports []Report) ([]summaryRow, error) {
 			return nil, fmt.Errorf("the reports are of different scales (%s and %s): their figures are not comparable", reports[0].Scale, r.Scale)
 		}
 	}
-	index := map[[2]string]int{}
+	// A report may hold two figures of one name in one scenario (the CPU breakdowns of both sides
+	// of scenario 2): the n-th of them is matched with the n-th of every other report.
+	type figureKey struct {
+		scenario, name string
+		nth            int
+	}
+	index := map[figureKey]int{}
 	rows := make([]summaryRow, 0, len(reports[0].Figures))
 	for _, rep := range reports {
+		seen := map[[2]string]int{}
 		for _, f := range rep.Figures {
-			key := [2]string{f.Scenario, f.Name}
+			key := figureKey{f.Scenario, f.Name, seen[[2]string{f.Scenario, f.Name}]}
+			seen[[2]string{f.Scenario, f.Name}]++
 			i, ok := index[key]
 			if !ok {
 				i = len(rows)
@@ -114,7 +122,12 @@ func printSummary(w io.Writer, reports []Report, rows []summaryRow) {
 }
 
 func withUnit(v float64, unit string) string {
-	if unit == "" || unit == yesNoUnit {
+	switch {
+	case unit == yesNoUnit && (v == 0 || v == 1):
+		return map[bool]string{true: yes, false: no}[v == 1]
+	case unit == yesNoUnit:
+		return "mixed"
+	case unit == "":
 		return formatValue(v)
 	}
 	return formatValue(v) + " " + unit

@@ -60,6 +60,29 @@ func TestSummarizeTakesMinMedianMaxOfTheRunsThatMeasured(t *testing.T) {
 	}
 }
 
+// Scenario 2 reports "  of which kube-apiserver" for each side: the sides stay apart.
+func TestSummarizeKeepsFiguresOfOneNameApart(t *testing.T) {
+	side := func(gateway, direct float64) Report {
+		return reportOf("1", figure("2", "  of which kube-apiserver", ptr(gateway), "", nil),
+			figure("2", "  of which kube-apiserver", ptr(direct), "", nil))
+	}
+	rows, err := summarize([]Report{side(1.5, 1.7), side(2.1, 2.3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].max() != 2.1 || rows[1].min() != 1.7 {
+		t.Errorf("want two rows, gateway 1.5-2.1 and direct 1.7-2.3: %+v", rows)
+	}
+}
+
+func TestSummarizeShowsYesAndNo(t *testing.T) {
+	for v, want := range map[float64]string{1: "yes", 0: "no", 0.5: "mixed"} {
+		if got := withUnit(v, yesNoUnit); got != want {
+			t.Errorf("%v: %q, want %q", v, got, want)
+		}
+	}
+}
+
 func TestSummarizeRefusesMixedScalesAndNothing(t *testing.T) {
 	full := reportOf("1")
 	full.Scale = "full"
