@@ -105,6 +105,13 @@ bench-quick: build setup-envtest ## Run the benchmarks at 1,000 applications (a 
 	KUBEBUILDER_ASSETS="$$(K8S_VERSION=$(K8S_VERSION) SETUP_ENVTEST=$(ENVTEST) hack/envtest-assets.sh)" \
 		go run ./test/bench --scale quick --out bin/bench $(BENCH_FLAGS)
 
+# The reports bench-summary combines: the three newest runs unless named.
+BENCH_REPORTS ?= $$(ls -t bin/bench/2*.json | head -3)
+
+.PHONY: bench-summary
+bench-summary: ## Combine benchmark reports (BENCH_REPORTS, default the three newest): min/median/max of each figure.
+	go run ./test/bench summarize $(BENCH_REPORTS)
+
 ##@ Build
 
 .PHONY: build

@@ -62,6 +62,10 @@ type bench struct {
 	outDir, controllerPprofURL string
 	// only, when set, names the one scenario to run (--only).
 	only string
+	// floor is the raw write floor, once measured; idle the API server's idle CPU, once
+	// measured (after scenario 1).
+	floor *floorResult
+	idle  idleCPU
 }
 
 // Scenario names, as the table shows them.
@@ -76,10 +80,12 @@ const (
 // directNamespace holds scenario 2's direct creates, apart from the gateway's.
 const directNamespace = "bench-direct"
 
-// runAll runs the scenarios in an order that reuses their applications: scenario 2 on an idle
-// system (the controller stopped) whose applications are then deleted; scenario 1 creates the
+// runAll runs the scenarios in an order that reuses their applications: scenario 2 and the raw
+// write floor on an idle system (the controller stopped) whose applications are then deleted;
+// scenario 1 (which also measures the API server's idle CPU the later figures subtract) creates the
 // applications that scenarios 3 and 4 then read and weigh at the smaller level; scenario 5 adds
-// as many, submitted and pending; the larger level of 3 and 4 is filled up last, with the
+// as many, submitted and pending; scenario 7 offers rising rates, which leaves its applications
+// final in the gateway's namespace; the larger level of 3 and 4 is filled up last, with the
 // controller stopped while the objects are created.
 func (b *bench) runAll(ctx context.Context) error {
 	steps := []struct {
@@ -87,12 +93,14 @@ func (b *bench) runAll(ctx context.Context) error {
 		run  func(context.Context) error
 	}{
 		{scenarioCreate, b.createComparison},
+		{scenarioFloor, b.rawWriteFloor},
 		{"clean up scenario 2", b.cleanUpAndMeasureEmpty},
 		{scenarioEndToEnd, b.endToEnd},
 		{scenarioMemory + " at " + strconv.Itoa(b.scale.apps), b.memoryAt(b.scale.apps)},
 		{scenarioReads + " at " + strconv.Itoa(b.scale.apps), b.readsAt(b.scale.apps, loansv1alpha1.LabelApproved)},
 		{scenarioRestart, b.restartUnderLoad},
 		{scenarioWaiters, b.waitersAndStreams},
+		{scenarioSustainable, b.sustainableRateScenario},
 		{"fill up to " + strconv.Itoa(b.scale.large), b.fillUp},
 		{scenarioReads + " at " + strconv.Itoa(b.scale.large), b.readsAt(b.scale.large, loansv1alpha1.LabelPending)},
 		{scenarioMemory + " at " + strconv.Itoa(b.scale.large), b.largeMemory},

@@ -16,9 +16,11 @@ limitations under the License.
 
 // Command bench is `make bench` and `make bench-quick`: the scale benchmarks. It
 // starts its own etcd, kube-apiserver, bank simulator, controller and gateway on loopback
-// (internal/devenv, as `make dev` does), runs the six scenarios in an order that reuses the
+// (internal/devenv, as `make dev` does), runs the seven scenarios in an order that reuses the
 // applications one scenario leaves for the next, prints a table of every figure against its
 // target and writes the figures as JSON to <out>/<timestamp>.json and <out>/latest.json.
+// `bench summarize REPORT.json...` combines the reports of several runs: min, median and max of
+// each figure.
 //
 // Every figure is measured in the same run as its reference (the machine is shared and noisy:
 // ratios matter more than absolute times), and every load is bounded in count and time.
@@ -52,8 +54,16 @@ type scale struct {
 	large int
 	// compare is the number of creates on each side of scenario 2.
 	compare int
-	// concurrency is the number of clients creating at once.
+	// concurrency is the number of clients creating at once, where a scenario runs a closed loop.
 	concurrency int
+	// arrivalRate is scenario 1's open-loop arrival rate, applications per second (--rate).
+	arrivalRate float64
+	// stepRates and stepLength are the rising rates of the sustainable-rate scenario and how long
+	// each is offered.
+	stepRates  []float64
+	stepLength time.Duration
+	// floorObjects is how many objects the raw write floor writes.
+	floorObjects int
 	// listReps and getReps are how many reads of each kind each side of scenario 3 makes.
 	listReps, getReps int
 	// gcWait bounds the wait for a garbage collection before a heap is read (see memory).
@@ -64,10 +74,19 @@ type scale struct {
 
 var scales = map[string]scale{
 	"quick": {name: "quick", apps: 1_000, large: 10_000, compare: 1_000, concurrency: 64,
+		arrivalRate: defaultArrivalRate, stepRates: sustainableRates, stepLength: 15 * time.Second, floorObjects: 500,
 		listReps: 40, getReps: 300, gcWait: 30 * time.Second, timeout: 15 * time.Minute},
 	"full": {name: "full", apps: 10_000, large: 100_000, compare: 10_000, concurrency: 64,
-		listReps: 100, getReps: 1_000, gcWait: 130 * time.Second, timeout: 45 * time.Minute},
+		arrivalRate: defaultArrivalRate, stepRates: sustainableRates, stepLength: 2 * time.Minute, floorObjects: 2_000,
+		listReps: 100, getReps: 1_000, gcWait: 130 * time.Second, timeout: 60 * time.Minute},
 }
+
+// defaultArrivalRate is scenario 1's arrival rate: below the sustainable rate the project
+// aims at (120/s), so that a system that meets its targets carries it.
+const defaultArrivalRate = 100.0
+
+// sustainableRates are the rates the sustainable-rate scenario offers, in turn.
+var sustainableRates = []float64{25, 50, 100, 200}
 
 // settings are the program's flags.
 type settings struct {
@@ -97,6 +116,7 @@ func parseSettings(args []string) (settings, error) {
 	fs.StringVar(&s.perfDir, "perf-dir", "",
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
 	fs.StringVar(&s.only, "only", "", `Run only the scenario of this name (for example "6 waiters and streams").`)
+	rate := fs.Float64("rate", defaultArrivalRate, "Scenario 1's arrival rate, applications per second (open loop).")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -104,6 +124,10 @@ func parseSettings(args []string) (settings, error) {
 	if !ok {
 		return s, fmt.Errorf("--scale must be quick or full, got %q", *name)
 	}
+	if *rate <= 0 {
+		return s, fmt.Errorf("--rate must be positive, got %v", *rate)
+	}
+	sc.arrivalRate = *rate
 	s.scale = sc
 	if s.devDir == "" {
 		s.devDir = filepath.Join(s.outDir, "stack")
@@ -116,6 +140,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "summarize" {
+		return runSummarize(args[1:], os.Stdout, os.Stderr)
+	}
 	s, err := parseSettings(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

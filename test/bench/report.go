@@ -92,10 +92,11 @@ func newFigure(scenario, name string, v reading, unit, note string) Figure {
 	return f
 }
 
-// Words of yes/no figures in the table.
+// Words of yes/no figures in the table, and their unit.
 const (
-	yes = "yes"
-	no  = "no"
+	yes       = "yes"
+	no        = "no"
+	yesNoUnit = "yes/no"
 )
 
 // check records a yes/no figure that must hold (1 for yes, 0 for no).
@@ -104,7 +105,7 @@ func (r *Report) check(scenario, name string, ok bool, note string) {
 	if ok {
 		value = 1
 	}
-	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: &value, Unit: "yes/no",
+	r.Figures = append(r.Figures, Figure{Scenario: scenario, Name: name, Value: &value, Unit: yesNoUnit,
 		Target: yes, Met: &ok, Note: note})
 }
 
@@ -169,7 +170,7 @@ func formatFigure(f Figure) string {
 	switch {
 	case f.Value == nil:
 		return "not measured: " + f.NotMeasured
-	case f.Unit == "yes/no":
+	case f.Unit == yesNoUnit:
 		return map[bool]string{true: yes, false: no}[*f.Value == 1]
 	case f.Unit != "":
 		return formatValue(*f.Value) + " " + f.Unit

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,8 @@ type counts struct {
 	// queueWait and patchLatency are histogram sums and counts: how long applications waited in
 	// the controller's workqueue for a worker, and how long its PATCHes took.
 	queueWait, patchLatency meanOf
+	// apiLatency is the API server's own latency histogram of each kind of application write.
+	apiLatency apiWriteLatencies
 }
 
 // meanOf is a histogram's sum and count; the mean over an interval is the ratio of their deltas.
@@ -55,6 +58,7 @@ func (b *bench) takeCounts(ctx context.Context) (counts, error) {
 		return c, err
 	}
 	c.bankCalls = bankCalls(st)
+	c.apiLatency = apiWriteLatenciesOf(apiMetrics)
 	c.queueWait.sum, c.queueWait.count = ctrlMetrics.histogram("workqueue_queue_duration_seconds", nil)
 	c.patchLatency.sum, c.patchLatency.count = ctrlMetrics.histogram("rest_client_request_duration_seconds", labelIn("verb", "PATCH"))
 	isAppWrite := labelIn("verb", writeVerbs...)
@@ -70,7 +74,7 @@ func (b *bench) takeCounts(ctx context.Context) (counts, error) {
 		{&c.reconciles, ctrlMetrics, "controller_runtime_reconcile_total", nil},
 		{&c.controllerWrites, ctrlMetrics, "rest_client_requests_total", labelIn("method", "POST", "PUT", "PATCH", "DELETE")},
 		{&c.appWrites, apiMetrics, "apiserver_request_total", func(l map[string]string) bool {
-			return l["resource"] == "loanapplications" && isAppWrite(l)
+			return l["resource"] == loanApplications && isAppWrite(l)
 		}},
 	} {
 		v, err := want.families.requireWhere(want.name, want.keep)
@@ -80,49 +84,84 @@ func (b *bench) takeCounts(ctx context.Context) (counts, error) {
 	return c, errors.Join(errs...)
 }
 
-// endToEnd is scenario 1: applications created through the gateway at a fixed concurrency, the
-// bank deciding in its real 5 to 20 s, until every one is final.
+// endToEnd is scenario 1: applications created through the gateway at a fixed arrival rate
+// (open loop), the bank deciding in its real 5 to 20 s, until every one is final. The API
+// server's CPU is taken over that window, with no scrape of its /metrics in it (before and
+// after only: it is expensive to render), and its idle CPU over as long right after, before the
+// last scrape. Its Go CPU profile of the window goes to the out dir.
 func (b *bench) endToEnd(ctx context.Context) error {
 	before, err := b.takeCounts(ctx)
 	if err != nil {
 		return err
 	}
-	cpuBefore := b.sys.takeCPU()
-	keys, load, err := b.createThroughGateway(ctx, scenarioEndToEnd, b.scale.apps)
+	n, rate := b.scale.apps, b.scale.arrivalRate
+	profilePath := filepath.Join(b.outDir, apiServerProfileFile)
+	profile := b.profileAPIServerInto(ctx, profilePath, arrivals{rate: rate}.span(n)+apiServerProfileTail)
+	cpuBefore, started := b.sys.takeCPU(), time.Now()
+	keys, load, retries := b.createOpenLoop(ctx, n, rate)
 	b.decided = keys // kept on failure too: the later steps read them
-	if err != nil {
+	if err := b.reportCreated(scenarioEndToEnd, n, load.loadResult, retries); err != nil {
 		return err
 	}
-	bound := b.timing.bankMax + 2*time.Minute
-	if err := b.sys.watch.waitFor(ctx, b.decided, isFinal, bound); err != nil {
-		return fmt.Errorf("waiting for every application to be final: %w", err)
+	if err := b.waitAllFinal(ctx, b.decided, b.timing.bankMax+2*time.Minute); err != nil {
+		return err
 	}
-	if err := b.sys.watch.waitFor(ctx, b.decided, isSettled, 30*time.Second); err != nil {
-		return fmt.Errorf("waiting for every final status label: %w", err)
+	cpu, window := b.sys.takeCPU().since(cpuBefore), time.Since(started)
+	if err := <-profile; err != nil {
+		progress("the API server's CPU profile of scenario 1: %v", err)
+		profilePath = "none (" + err.Error() + ")"
+	} else {
+		progress("the API server's CPU profile of scenario 1: %s (go tool pprof -top %s)", profilePath, profilePath)
 	}
-	// The controller's last reconciles (of its own label write) end just after the label shows.
-	time.Sleep(2 * time.Second)
+	// Idle over as long as the window, with every application final and the same processes up.
+	if b.idle, err = b.measureIdle(ctx, window); err != nil {
+		return err
+	}
 	after, err := b.takeCounts(ctx)
 	if err != nil {
 		return err
 	}
-	cpu := b.sys.takeCPU().since(cpuBefore)
 	stats, err := b.sys.bankStats(ctx, true)
 	if err != nil {
 		return err
 	}
 	b.reportEndToEnd(load, before, after, stats)
 	b.rep.reportCPU(scenarioEndToEnd, "application, from its create to its final status", cpu, len(b.decided))
+	b.reportAPIServerCPU(busyCPU{seconds: cpu[apiServerProcess], window: window}, b.idle, len(b.decided),
+		"profile: "+profilePath)
+	b.rep.reportAPIWriteLatency(scenarioEndToEnd, before.apiLatency, after.apiLatency)
 	return nil
 }
 
-func (b *bench) reportEndToEnd(load loadResult, before, after counts, stats banksim.Stats) {
+// apiServerProfileTail is how long the API server's profile of scenario 1 runs past the
+// creates: within the window, which lasts until the last application is final (up to the
+// bank's 20 s after the last create), so that the idle window after it is not profiled.
+const apiServerProfileTail = 15 * time.Second
+
+// waitAllFinal waits until the watch saw every application final and its final label, then a
+// little more: the controller's last reconciles (of its own label write) end just after the
+// label shows.
+func (b *bench) waitAllFinal(ctx context.Context, keys []types.NamespacedName, bound time.Duration) error {
+	if err := b.sys.watch.waitFor(ctx, keys, isFinal, bound); err != nil {
+		return fmt.Errorf("waiting for every application to be final: %w", err)
+	}
+	if err := b.sys.watch.waitFor(ctx, keys, isSettled, 30*time.Second); err != nil {
+		return fmt.Errorf("waiting for every final status label: %w", err)
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Second):
+		return nil
+	}
+}
+
+func (b *bench) reportEndToEnd(load openLoopResult, before, after counts, stats banksim.Stats) {
 	r, sc, n := b.rep, scenarioEndToEnd, len(b.decided)
-	r.add(sc, "creation rate through the gateway", load.Rate(), "/s",
-		fmt.Sprintf("%d applications, concurrency %d", len(b.decided), b.scale.concurrency))
+	r.reportArrivals(sc, load)
 	lastFinal := b.lastFinal(b.decided)
 	r.add(sc, "floor: the bank's longest assessment", seconds(b.timing.bankMax), "s", "")
-	r.atMost(sc, "last creation -> every application final", sinceLoad(lastFinal, load), "s",
+	r.atMost(sc, "last creation -> every application final", sinceLoad(lastFinal, load.loadResult), "s",
 		seconds(b.timing.bankMax+15*time.Second), "target: the bank's longest assessment + 15 s")
 	r.atMost(sc, "bank calls per application", perItem(after.bankCalls-before.bankCalls, n), "", 8,
 		"submissions + duplicate submissions + polls, counted by the simulator")
@@ -159,22 +198,59 @@ func sinceLoad(t time.Time, load loadResult) reading {
 	return measured(seconds(t.Sub(load.End)))
 }
 
-// createThroughGateway creates n applications through the gateway at the run's concurrency, as
-// a careful client does (createSafely), and answers those that were created. The retries are
-// reported; a create that fails even so is reported too, and more than 1% of them end the
-// scenario.
+// createThroughGateway creates n applications through the gateway at the run's concurrency
+// (closed loop), as a careful client does (createSafely), and answers those that were created.
+// The retries are reported; a create that fails even so is reported too, and more than 1% of
+// them end the scenario.
 func (b *bench) createThroughGateway(ctx context.Context, scenario string, n int) ([]types.NamespacedName, loadResult, error) {
+	keys, load, retries := b.createApplications(n, func(call func(context.Context, int) error) loadResult {
+		return runLoad(ctx, n, b.scale.concurrency, createBatchBound, call)
+	})
+	return keys, load, b.reportCreated(scenario, n, load, retries)
+}
+
+// maxInFlightCreates bounds the open loop's creates waiting for an answer: a create due beyond
+// it is dropped and counted.
+const maxInFlightCreates = 1024
+
+// createOpenLoop creates n applications through the gateway, as createThroughGateway does, but
+// at a fixed arrival rate (open loop). A create dropped at the in-flight bound is not an error:
+// the report counts it.
+func (b *bench) createOpenLoop(ctx context.Context, n int, rate float64) ([]types.NamespacedName, openLoopResult, int64) {
+	var res openLoopResult
+	keys, _, retries := b.createApplications(n, func(call func(context.Context, int) error) loadResult {
+		res = runOpenLoop(ctx, n, rate, maxInFlightCreates, createBatchBound, call)
+		return res.loadResult
+	})
+	return keys, res, retries
+}
+
+// createApplications runs n careful creates (createSafely) with run, and answers those that were
+// created and how many retries it took.
+func (b *bench) createApplications(n int, run func(call func(context.Context, int) error) loadResult) ([]types.NamespacedName,
+	loadResult, int64) {
 	names := make([]string, n)
 	var retries atomic.Int64
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	load := runLoad(ctx, n, b.scale.concurrency, createBatchBound, func(ctx context.Context, i int) error {
-		name, tries, err := b.sys.createSafely(ctx, i, "bench-"+run+"-"+strconv.Itoa(i))
+	runID := strconv.FormatInt(time.Now().UnixNano(), 36)
+	load := run(func(ctx context.Context, i int) error {
+		name, tries, err := b.sys.createSafely(ctx, i, "bench-"+runID+"-"+strconv.Itoa(i))
 		names[i] = name
 		retries.Add(int64(tries))
 		return err
 	})
+	created := make([]string, 0, load.Done)
+	for _, name := range names {
+		if name != "" {
+			created = append(created, name)
+		}
+	}
+	return keysOf(created), load, retries.Load()
+}
 
-	b.rep.add(scenario, "gateway creates retried after a 503", float64(retries.Load()), "",
+// reportCreated reports the retries and the creates that failed even so; more than 1% of them
+// end the scenario.
+func (b *bench) reportCreated(scenario string, n int, load loadResult, retries int64) error {
+	b.rep.add(scenario, "gateway creates retried after a 503", float64(retries), "",
 		"with an Idempotency-Key, after the gateway's Retry-After of 1 s; at most "+strconv.Itoa(createAttempts)+" attempts")
 	note := ""
 	if load.FirstErr != nil {
@@ -182,16 +258,10 @@ func (b *bench) createThroughGateway(ctx context.Context, scenario string, n int
 	}
 	b.rep.check(scenario, "every create through the gateway succeeded", load.Done == n,
 		fmt.Sprintf("%d of %d%s", load.Done, n, note))
-	created := make([]string, 0, load.Done)
-	for _, name := range names {
-		if name != "" {
-			created = append(created, name)
-		}
-	}
 	if load.FirstErr != nil && (load.Done == 0 || load.Done < n-n/100) {
-		return keysOf(created), load, fmt.Errorf("creating through the gateway: %d of %d created: %w", load.Done, n, load.FirstErr)
+		return fmt.Errorf("creating through the gateway: %d of %d created: %w", load.Done, n, load.FirstErr)
 	}
-	return keysOf(created), load, nil
+	return nil
 }
 
 // lastFinal is when the last of the applications was seen final.

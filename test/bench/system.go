@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -39,6 +38,10 @@ type system struct {
 	web *http.Client
 	// watch records when each application's status changed; nil once stopped.
 	watch *watcher
+	// asGateway and asController reach the API server with the gateway's and the controller's
+	// identities (see programClient): the direct side of scenario 2 and the raw write floor.
+	asGateway, asController client.Client
+	gatewayConfig           *rest.Config
 }
 
 func newSystem(stack *devenv.Stack, concurrency int) (*system, error) {
@@ -62,8 +65,15 @@ func newSystem(stack *devenv.Stack, concurrency int) (*system, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns = 4 * concurrency
 	transport.MaxIdleConnsPerHost = 2 * concurrency
-	return &system{stack: stack, api: api, apiHTTP: apiHTTP,
-		web: &http.Client{Transport: transport, Timeout: 30 * time.Second}}, nil
+	s := &system{stack: stack, api: api, apiHTTP: apiHTTP,
+		web: &http.Client{Transport: transport, Timeout: 30 * time.Second}}
+	if s.asGateway, s.gatewayConfig, err = programClient(stack.GatewayKubeconfig, s); err != nil {
+		return nil, fmt.Errorf("a client with the gateway's identity: %w", err)
+	}
+	if s.asController, _, err = programClient(stack.ControllerKubeconfig, s); err != nil {
+		return nil, fmt.Errorf("a client with the controller's identity: %w", err)
+	}
+	return s, nil
 }
 
 func (s *system) scheme() *runtime.Scheme { return s.api.Scheme() }
@@ -144,17 +154,15 @@ func (s *system) postApplication(ctx context.Context, i int, key string) (string
 	return app.ID, resp.StatusCode, nil
 }
 
-// createDirect is one client-go Create of an application as the gateway would write it
-// (labelled pending).
+// createDirect is one client-go Create, as the administrator, of an application as the gateway
+// would write it (labelled pending).
 func (s *system) createDirect(ctx context.Context, namespace, name string, i int) error {
-	app := &loansv1alpha1.LoanApplication{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: namespace, Name: name,
-			Labels: map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending},
-		},
-		Spec: loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace " + strconv.Itoa(i)},
-	}
-	return s.api.Create(ctx, app)
+	return s.api.Create(ctx, newApplication(namespace, name, i))
+}
+
+// createAsGateway is the same Create with the gateway's own identity, as the gateway makes it.
+func (s *system) createAsGateway(ctx context.Context, namespace, name string, i int) error {
+	return s.asGateway.Create(ctx, newApplication(namespace, name, i))
 }
 
 // read GETs url with httpClient and reads the whole body: the time a client waits for the
