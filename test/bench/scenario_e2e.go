@@ -113,8 +113,9 @@ func (b *bench) endToEnd(ctx context.Context) error {
 	} else {
 		progress("the API server's CPU profile of scenario 1: %s (go tool pprof -top %s)", profilePath, profilePath)
 	}
-	// Idle over as long as the window, with every application final and the same processes up.
-	if b.idle, err = b.measureIdle(ctx, window); err != nil {
+	// Idle over as long as the window (at most idleWindow; the rate is what is subtracted), with
+	// every application final and the same processes up.
+	if b.idle, err = b.measureIdle(ctx, min(window, b.scale.idleWindow)); err != nil {
 		return err
 	}
 	after, err := b.takeCounts(ctx)
