@@ -54,6 +54,12 @@ func requestHash(n names) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// RequestHash is the value of RequestHashAnnotation on an application the gateway created with
+// these names under an Idempotency-Key.
+func RequestHash(firstName, lastName string) string {
+	return requestHash(names{first: firstName, last: lastName})
+}
+
 // idempotencyKey reads the optional Idempotency-Key header: absent is "", present it must be 1
 // to 255 printable ASCII characters.
 func idempotencyKey(r *http.Request) (string, *problem) {

@@ -194,3 +194,11 @@ func TestASlimDecidedApplicationIsSmall(t *testing.T) {
 		t.Errorf("a cut application holds %.0f bytes of heap, more than %d", cut, slimHeapBound)
 	}
 }
+
+// RequestHash, which the benchmark stores, is the annotation a keyed create writes.
+func TestRequestHashIsTheAnnotationOfAKeyedCreate(t *testing.T) {
+	app := newApplication(names{first: "Ada", last: "Lovelace"}, "a-key")
+	if got, want := app.Annotations[RequestHashAnnotation], RequestHash("Ada", "Lovelace"); got != want {
+		t.Errorf("annotation %q, RequestHash %q", got, want)
+	}
+}

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"time"
@@ -290,12 +288,11 @@ func (b *bench) controllerClient() (client.Client, error) {
 // labelled pending, with the hash of its names.
 func storedApplication(name string, i int) *loansv1alpha1.LoanApplication {
 	spec := loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace " + strconv.Itoa(i)}
-	sum := sha256.Sum256([]byte(spec.FirstName + "\x00" + spec.LastName))
 	return &loansv1alpha1.LoanApplication{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: gatewayNamespace, Name: name,
 			Labels:      map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending},
-			Annotations: map[string]string{gateway.RequestHashAnnotation: hex.EncodeToString(sum[:])},
+			Annotations: map[string]string{gateway.RequestHashAnnotation: gateway.RequestHash(spec.FirstName, spec.LastName)},
 		},
 		Spec: spec,
 	}
