@@ -48,8 +48,11 @@ type feed struct {
 	ring []change
 	// next is the sequence number of the next change; ring[seq % len(ring)] holds seq while
 	// seq >= next-len(ring).
-	next    uint64
-	streams map[chan struct{}]struct{}
+	next uint64
+	// ringBytes is the size of the encoded changes the ring holds: a cost bounded by the
+	// window, not by the applications cached, which the benchmark weighs apart.
+	ringBytes int
+	streams   map[chan struct{}]struct{}
 	// waits holds, per application name, the channel closed when it is decided.
 	waits map[string]*decisionWait
 }
@@ -129,7 +132,9 @@ func (f *feed) record(kind string, app *loansv1alpha1.LoanApplication) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.ring[f.next%uint64(len(f.ring))] = change{seq: f.next, kind: kind, status: view.Status, data: data}
+	slot := &f.ring[f.next%uint64(len(f.ring))]
+	f.ringBytes += cap(data) - cap(slot.data)
+	*slot = change{seq: f.next, kind: kind, status: view.Status, data: data}
 	f.next++
 	for wake := range f.streams {
 		select {
@@ -183,6 +188,13 @@ func (f *feed) subscribe() (wake chan struct{}, unsubscribe func()) {
 		delete(f.streams, wake)
 		f.mu.Unlock()
 	}
+}
+
+// heldBytes is the size of the encoded changes in the ring.
+func (f *feed) heldBytes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ringBytes
 }
 
 // latest is the sequence number of the latest change (0: none yet).

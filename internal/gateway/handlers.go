@@ -87,7 +87,7 @@ func (g *Gateway) create(w http.ResponseWriter, r *http.Request, app *loansv1alp
 	ctx, cancel := g.apiContext(r)
 	defer cancel()
 
-	keyed := app.Annotations[requestHashAnnotation] != ""
+	keyed := app.Annotations[RequestHashAnnotation] != ""
 	err := g.store.create(ctx, app)
 	switch {
 	case err == nil:
@@ -149,7 +149,7 @@ func newApplication(req names, key string) *loansv1alpha1.LoanApplication {
 	}
 	if key != "" {
 		app.Name = nameForKey(key)
-		app.Annotations = map[string]string{requestHashAnnotation: requestHash(req)}
+		app.Annotations = map[string]string{RequestHashAnnotation: requestHash(req)}
 	}
 	return app
 }

@@ -13,14 +13,15 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
+// RequestHashAnnotation holds a hash of the names an application was created with under an
+// Idempotency-Key, so that a retry under the same key with a different body is told apart (422).
+const RequestHashAnnotation = "gateway.loans.lendo.se/request-sha256"
+
 const (
 	// idempotencyHeader makes a POST safe to retry: the same key answers the same application.
 	idempotencyHeader = "Idempotency-Key"
 	// maxIdempotencyKeyLength bounds the key; a UUID is 36 characters.
 	maxIdempotencyKeyLength = 255
-	// requestHashAnnotation holds a hash of the names an application was created with, so that a
-	// retry under the same Idempotency-Key with a different body is told apart (422).
-	requestHashAnnotation = "gateway.loans.lendo.se/request-sha256"
 	// namePrefix starts every name the gateway makes, so that a name is readable as an id in URLs.
 	namePrefix = "app-"
 	// nameIDLength is the length of the random or derived part: 16 base32 characters, 80 bits,
@@ -51,6 +52,12 @@ func nameForKey(key string) string {
 func requestHash(n names) string {
 	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s%d:%s", len(n.first), n.first, len(n.last), n.last))
 	return hex.EncodeToString(sum[:])
+}
+
+// RequestHash is the value of RequestHashAnnotation on an application the gateway created with
+// these names under an Idempotency-Key.
+func RequestHash(firstName, lastName string) string {
+	return requestHash(names{first: firstName, last: lastName})
 }
 
 // idempotencyKey reads the optional Idempotency-Key header: absent is "", present it must be 1
@@ -122,8 +129,7 @@ func (k *keyedFlights) land(name string, f *keyedFlight, created *loansv1alpha1.
 // predictable: an object planted under it, hash annotation and all, must not be handed back
 // for a request that asked for other names.
 func sameRequest(existing, wanted *loansv1alpha1.LoanApplication) bool {
-	return existing.Annotations[requestHashAnnotation] == wanted.Annotations[requestHashAnnotation] &&
-		existing.Spec == wanted.Spec
+	return requestHashOf(existing) == requestHashOf(wanted) && existing.Spec == wanted.Spec
 }
 
 // keyReused is the answer to an Idempotency-Key used before with another body: 422, as

@@ -70,7 +70,7 @@ var _ = Describe("An Idempotency-Key under concurrency", func() {
 		planted := &loansv1alpha1.LoanApplication{
 			ObjectMeta: metav1.ObjectMeta{Namespace: gw.namespace, Name: nameForKey(key),
 				Labels:      map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending},
-				Annotations: map[string]string{requestHashAnnotation: requestHash(body)}},
+				Annotations: map[string]string{RequestHashAnnotation: requestHash(body)}},
 			Spec: loansv1alpha1.LoanApplicationSpec{FirstName: "Mallory", LastName: "Planted"},
 		}
 		Expect(env.Client.Create(ctx, planted)).To(Succeed())
@@ -114,7 +114,7 @@ var _ = Describe("An Idempotency-Key when the API server's answer to the create 
 		body := names{first: "Real", last: "One"}
 		Expect(env.Client.Create(ctx, &loansv1alpha1.LoanApplication{
 			ObjectMeta: metav1.ObjectMeta{Namespace: gw.namespace, Name: nameForKey(key),
-				Annotations: map[string]string{requestHashAnnotation: requestHash(body)}},
+				Annotations: map[string]string{RequestHashAnnotation: requestHash(body)}},
 			Spec: loansv1alpha1.LoanApplicationSpec{FirstName: "Mallory", LastName: "Planted"},
 		})).To(Succeed())
 		a := gw.postJSON(`{"first_name": "Real", "last_name": "One"}`, idempotencyHeader, key)

@@ -76,6 +76,18 @@ func (m *metrics) registerLoad(creates, waiters, streams *slots) error {
 	return nil
 }
 
+// registerFeed exports the size of the event feed's ring, a heap cost bounded by the event
+// window (DefaultEventWindow changes) whatever the number of applications cached.
+func (m *metrics) registerFeed(f *feed) error {
+	gauge := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loan_gateway_event_ring_bytes",
+		Help: "Bytes of the encoded changes that event streams can resume from (the latest changes, a bounded number)."},
+		func() float64 { return float64(f.heldBytes()) })
+	if err := m.registry.Register(gauge); err != nil {
+		return fmt.Errorf("gateway: registering its metrics: %w", err)
+	}
+	return nil
+}
+
 // registerRuntimeCollectors adds the Go and process collectors (go_goroutines, process_*...)
 // unless the registry exports them already: controller-runtime's does, with every Go runtime
 // metric, once its controller package is linked in (as in the program), and a second Go or

@@ -135,6 +135,9 @@ func New(cfg *rest.Config, opts Options) (*Gateway, error) {
 	if err := m.registerLoad(g.creates, g.waiters, g.streams); err != nil {
 		return nil, err
 	}
+	if err := m.registerFeed(f); err != nil {
+		return nil, err
+	}
 	g.handler = g.routes()
 	return g, nil
 }

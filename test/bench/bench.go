@@ -102,7 +102,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{scenarioWaiters, b.waitersAndStreams},
 		{scenarioSustainable, b.sustainableRateScenario},
 		{"fill up to " + strconv.Itoa(b.scale.large), b.fillUp},
-		{scenarioReads + " at " + strconv.Itoa(b.scale.large), b.readsAt(b.scale.large, loansv1alpha1.LabelPending)},
+		{scenarioReads + " at " + strconv.Itoa(b.scale.large), b.readsAt(b.scale.large, loansv1alpha1.LabelApproved)},
 		{scenarioMemory + " at " + strconv.Itoa(b.scale.large), b.largeMemory},
 	}
 	for _, step := range steps {
