@@ -55,29 +55,35 @@ func TestCacheOptionsSelectAndStripApplications(t *testing.T) {
 		if byObject.Label.String() != InFlightSelector().String() {
 			t.Errorf("selector %q, want %q", byObject.Label, InFlightSelector())
 		}
-		app := &loansv1alpha1.LoanApplication{
-			ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "loans",
-				Labels:        map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending},
-				Annotations:   map[string]string{"gateway.loans.lendo.se/request-sha256": "abc"},
-				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "gateway"}}},
-			Spec:   loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace"},
-			Status: loansv1alpha1.LoanApplicationStatus{Phase: loansv1alpha1.PhasePending, Message: "waiting"},
-		}
-		out, err := byObject.Transform(app)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := out.(*loansv1alpha1.LoanApplication)
-		if got.Annotations != nil || got.ManagedFields != nil {
-			t.Errorf("kept annotations %v and managed fields %v", got.Annotations, got.ManagedFields)
-		}
-		if got.Labels[loansv1alpha1.LabelStatus] != loansv1alpha1.LabelPending || got.Spec.LastName != "Lovelace" ||
-			got.Status.Message != "waiting" {
-			t.Errorf("dropped what the controller reads: %+v", got)
-		}
-		tombstone := toolscache.DeletedFinalStateUnknown{Key: "loans/a"}
-		if out, err := byObject.Transform(tombstone); err != nil || out != tombstone {
-			t.Errorf("a tombstone came out as %v, %v", out, err)
-		}
+		checkStripsUnread(t, byObject.Transform)
+	}
+}
+
+// checkStripsUnread checks that transform drops annotations and managed fields, and only them.
+func checkStripsUnread(t *testing.T, transform toolscache.TransformFunc) {
+	t.Helper()
+	app := &loansv1alpha1.LoanApplication{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: "loans",
+			Labels:        map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelPending},
+			Annotations:   map[string]string{"gateway.loans.lendo.se/request-sha256": "abc"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "gateway"}}},
+		Spec:   loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace"},
+		Status: loansv1alpha1.LoanApplicationStatus{Phase: loansv1alpha1.PhasePending, Message: "waiting"},
+	}
+	out, err := transform(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*loansv1alpha1.LoanApplication)
+	if got.Annotations != nil || got.ManagedFields != nil {
+		t.Errorf("kept annotations %v and managed fields %v", got.Annotations, got.ManagedFields)
+	}
+	if got.Labels[loansv1alpha1.LabelStatus] != loansv1alpha1.LabelPending || got.Spec.LastName != "Lovelace" ||
+		got.Status.Message != "waiting" {
+		t.Errorf("dropped what the controller reads: %+v", got)
+	}
+	tombstone := toolscache.DeletedFinalStateUnknown{Key: "loans/a"}
+	if out, err := transform(tombstone); err != nil || out != tombstone {
+		t.Errorf("a tombstone came out as %v, %v", out, err)
 	}
 }

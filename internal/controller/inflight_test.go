@@ -57,7 +57,7 @@ var _ = Describe("The controller's cache of applications in flight", func() {
 			g.Expect(m.reconciler.written.size()).To(BeZero(), "versions remembered of final applications")
 		}).Should(Succeed())
 
-		By("leaving the annotations on the server as they were: the patches come from stripped copies")
+		By("leaving the annotations on the server as they were")
 		for _, app := range apps {
 			Expect(fetch(Default, ctx, app).Annotations).To(HaveKeyWithValue("example.com/owner", "mortgages"), app.Name)
 		}
@@ -70,8 +70,9 @@ var _ = Describe("The controller's cache of applications in flight", func() {
 
 		m := startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
 		Expect(m.cache.WaitForCacheSync(ctx)).To(BeTrue())
-		names := []string{}
-		for _, app := range cachedApplications(Default, ctx, m, ns) {
+		cached := cachedApplications(Default, ctx, m, ns)
+		names := make([]string, 0, len(cached))
+		for _, app := range cached {
 			names = append(names, app.Name)
 		}
 		Expect(names).To(ConsistOf("waiting-0", "waiting-1", "waiting-2"))

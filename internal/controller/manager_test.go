@@ -287,6 +287,8 @@ var _ = Describe("The controller in a manager", func() {
 		tb = startBank(banksim.Config{MinDelay: 3 * time.Second, MaxDelay: 4 * time.Second})
 		m := startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
 		app := createApplication(ctx, ns, "edited", "Ada", "Lovelace", true)
+		// The cache drops annotations: the label put back from a cached copy must keep this one.
+		annotate(ctx, app, "example.com/owner", "mortgages")
 		// A final application leaves the controller's cache with its final label (CacheOptions).
 		expectOutOfCache := func() {
 			GinkgoHelper()
@@ -312,6 +314,7 @@ var _ = Describe("The controller in a manager", func() {
 			expectLabelPutBack(ctx, app, want)
 			expectOutOfCache()
 		}
+		Expect(fetch(Default, ctx, app).Annotations).To(HaveKeyWithValue("example.com/owner", "mortgages"))
 		Consistently(func(g Gomega) {
 			after := tb.simulator().Stats()
 			g.Expect(after.JobPolls).To(Equal(before.JobPolls))
