@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr/funcr"
 
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/internal/bank"
 	"github.com/lendo/loan-operator/internal/controller"
 )
@@ -114,4 +115,25 @@ func TestTheBankURLIsLoggedWithoutItsPassword(t *testing.T) {
 	if _, err := bank.New("https://lender:s3cret@bank example/", bank.Options{}); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("bank.New's error shows the password: %v", err)
 	}
+}
+
+// The program caches what the tests' managers cache: the applications in flight only.
+func TestTheCacheHoldsTheApplicationsInFlight(t *testing.T) {
+	f, err := parse(t, "--namespace=loans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := managerOptions(f).Cache
+	if _, ok := opts.DefaultNamespaces["loans"]; !ok {
+		t.Errorf("--namespace=loans watches %v", opts.DefaultNamespaces)
+	}
+	for obj, byObject := range opts.ByObject {
+		if _, ok := obj.(*loansv1alpha1.LoanApplication); ok {
+			if got, want := byObject.Label.String(), controller.InFlightSelector().String(); got != want {
+				t.Errorf("LoanApplications selected by %q, want %q", got, want)
+			}
+			return
+		}
+	}
+	t.Error("no cache settings for LoanApplications: the controller would hold every application ever made")
 }

@@ -253,8 +253,10 @@ type managerSettings struct {
 // testManager is a controller-runtime manager running the reconciler, as cmd/controller runs
 // it: informer cache, workqueue, event recorder, bank client over HTTP.
 type testManager struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+	cancel     context.CancelFunc
+	done       chan struct{}
+	cache      cache.Cache
+	reconciler *LoanApplicationReconciler
 }
 
 // shortTiming keeps the specs quick against a simulator deciding in 200–800ms.
@@ -280,7 +282,7 @@ func startManager(s managerSettings) *testManager {
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  cache.Options{DefaultNamespaces: map[string]cache.Config{s.namespace: {}}},
+		Cache:                  CacheOptions(s.namespace),
 		// One process starts many managers with the same controller name.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
 		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
@@ -308,7 +310,7 @@ func startManager(s managerSettings) *testManager {
 	})).To(Succeed())
 
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &testManager{cancel: cancel, done: make(chan struct{})}
+	m := &testManager{cancel: cancel, done: make(chan struct{}), cache: mgr.GetCache(), reconciler: r}
 	go func() {
 		defer GinkgoRecover()
 		defer close(m.done)

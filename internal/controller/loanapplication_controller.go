@@ -66,6 +66,9 @@ type LoanApplicationReconciler struct {
 	Clock clock.PassiveClock
 	// Timing says when to poll the bank; DefaultTiming when zero.
 	Timing Timing
+	// APIReader reads from the API server, past the cache, the rare application the cache does
+	// not hold (see returnToCache); SetupWithManager sets the manager's.
+	APIReader client.Reader
 	// Spread is an application's jitter in [0, 1), a function of its UID so that every process
 	// places its polls alike; spreadOf when nil. Tests substitute a constant.
 	Spread func(types.UID) float64
@@ -97,10 +100,11 @@ const conflictRetry = time.Second
 func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	app := &loansv1alpha1.LoanApplication{}
 	if err := r.Get(ctx, req.NamespacedName, app); err != nil {
-		if apierrors.IsNotFound(err) {
-			r.written.forget(req.NamespacedName)
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, client.IgnoreNotFound(err)
+		r.written.forget(req.NamespacedName)
+		return ctrl.Result{}, r.returnToCache(ctx, req.NamespacedName)
 	}
 	if stale, err := r.staleAfterRead(ctx, req, app); stale || err != nil {
 		// The cache has not caught up with our last status write yet: wait for it rather than
@@ -229,6 +233,29 @@ func (r *LoanApplicationReconciler) syncLabel(ctx context.Context, app *loansv1a
 	return r.Patch(ctx, app, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
+// returnToCache handles an application the cache does not hold: deleted, or out of the cache's
+// selector (InFlightSelector). The predicate lets through the delete event of an application
+// only if it left before it was final, so this read past the cache is rare. Such an application
+// carries a final label its phase does not have: a hand edit the admission policy refuses, made
+// where it is not installed. The cache would hide it for good; putting its label back from the
+// phase brings it back, and its add event wakes the reconciler again.
+func (r *LoanApplicationReconciler) returnToCache(ctx context.Context, key types.NamespacedName) error {
+	if r.APIReader == nil {
+		return nil
+	}
+	app := &loansv1alpha1.LoanApplication{}
+	if err := r.APIReader.Get(ctx, key, app); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	label := app.Labels[loansv1alpha1.LabelStatus]
+	if !isFinalLabel(label) || label == app.Status.Phase.LabelValue() {
+		return nil // final with its label in line, or the cache is only behind
+	}
+	logf.FromContext(ctx).Info("putting back the status label of an application that left the cache before it was final",
+		"label", label, "phase", app.Status.Phase)
+	return client.IgnoreNotFound(r.syncLabel(ctx, app))
+}
+
 // DefaultMaxConcurrentReconciles is how many applications are reconciled at once by default.
 // A reconcile spends nearly all its time waiting, on the bank and on the API server, so the
 // pool is sized by Little's law rather than by cores: a thousand pending applications make
@@ -262,7 +289,12 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 	if opts.RetryMaxDelay == 0 {
 		opts.RetryMaxDelay = r.Timing.MaxWait
 	}
-	registerPhaseGauge(mgr.GetCache())
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if err := countPhases(context.Background(), mgr.GetCache()); err != nil {
+		return err
+	}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &loansv1alpha1.LoanApplication{}, phaseIndex, indexPhase); err != nil {
 		return err
 	}
@@ -314,15 +346,32 @@ func (r *LoanApplicationReconciler) setDefaults() {
 // changed label (someone edited it), a changed generation, or the controller's own status
 // write that a reconcile found missing from the cache (awaited). It drops the other update
 // events of the controller's own status writes, which would otherwise each cost a reconcile,
-// and everything about final applications whose label already matches.
+// everything about final applications whose label already matches, and the delete events of
+// final applications (see isFinalApplication).
 func worthReconciling(awaited func(client.Object) bool) predicate.Predicate {
+	needsWork := func(obj client.Object) bool {
+		app, ok := obj.(*loansv1alpha1.LoanApplication)
+		return !ok || !app.Status.Phase.IsFinal() || app.Labels[loansv1alpha1.LabelStatus] != app.Status.Phase.LabelValue()
+	}
 	return predicate.And(
 		predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, awaitedUpdate(awaited)),
-		predicate.NewPredicateFuncs(func(obj client.Object) bool {
-			app, ok := obj.(*loansv1alpha1.LoanApplication)
-			return !ok || !app.Status.Phase.IsFinal() || app.Labels[loansv1alpha1.LabelStatus] != app.Status.Phase.LabelValue()
-		}),
+		predicate.Funcs{
+			CreateFunc:  func(e event.CreateEvent) bool { return needsWork(e.Object) },
+			UpdateFunc:  func(e event.UpdateEvent) bool { return needsWork(e.ObjectNew) },
+			DeleteFunc:  func(e event.DeleteEvent) bool { return !isFinalApplication(e.Object) },
+			GenericFunc: func(e event.GenericEvent) bool { return needsWork(e.Object) },
+		},
 	)
+}
+
+// isFinalApplication reports whether obj is an application whose phase is final. The delete
+// event of an application that leaves the cache carries the version before the write that took
+// it out: for the controller's label patch at a decision, a final phase. Such an application,
+// like a deleted final one, needs nothing more; one that leaves before it is final was deleted
+// (the reconciler forgets it) or hidden by a hand edit (the reconciler puts its label back).
+func isFinalApplication(obj client.Object) bool {
+	app, ok := obj.(*loansv1alpha1.LoanApplication)
+	return ok && app.Status.Phase.IsFinal()
 }
 
 // awaitedUpdate passes the update events that bring a version a stale reconcile waits for.

@@ -282,24 +282,36 @@ var _ = Describe("The controller in a manager", func() {
 	It("puts back a hand-edited label, and makes no bank call for a final application", func() {
 		// Long enough an assessment for the label to be edited and put back while pending.
 		tb = startBank(banksim.Config{MinDelay: 3 * time.Second, MaxDelay: 4 * time.Second})
-		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
+		m := startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
 		app := createApplication(ctx, ns, "edited", "Ada", "Lovelace", true)
+		// The cache drops annotations: the label put back from a cached copy must keep this one.
+		annotate(ctx, app, "example.com/owner", "mortgages")
+		// A final application leaves the controller's cache with its final label (CacheOptions).
+		expectOutOfCache := func() {
+			GinkgoHelper()
+			Eventually(func(g Gomega) {
+				g.Expect(cachedApplications(g, ctx, m, ns)).To(BeEmpty())
+			}).Should(Succeed())
+		}
 
-		By("while pending")
+		By("while pending, even set to a final value, which takes it out of the cache (where no admission policy refuses that)")
 		Eventually(func(g Gomega) {
 			g.Expect(fetch(g, ctx, app).Status.Phase).To(Equal(loansv1alpha1.PhasePending))
 		}).WithTimeout(finalWithin).Should(Succeed())
 		setLabel(ctx, app, loansv1alpha1.LabelApproved)
 		expectLabelPutBack(ctx, app, loansv1alpha1.LabelPending)
 
-		By("once final, edited and removed")
+		By("once final, edited and removed: each edit brings it back into the cache, and the label put back takes it out")
 		eventuallyAllFinal(ctx, []*loansv1alpha1.LoanApplication{app})
+		expectOutOfCache()
 		want := fetch(Default, ctx, app).Status.Phase.LabelValue()
 		before := tb.simulator().Stats()
 		for _, value := range []string{loansv1alpha1.LabelPending, "not-a-status", ""} {
 			setLabel(ctx, app, value)
 			expectLabelPutBack(ctx, app, want)
+			expectOutOfCache()
 		}
+		Expect(fetch(Default, ctx, app).Annotations).To(HaveKeyWithValue("example.com/owner", "mortgages"))
 		Consistently(func(g Gomega) {
 			after := tb.simulator().Stats()
 			g.Expect(after.JobPolls).To(Equal(before.JobPolls))

@@ -96,3 +96,24 @@ func TestWorthReconcilingCreates(t *testing.T) {
 		})
 	}
 }
+
+func TestWorthReconcilingDeletes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		app  *loansv1alpha1.LoanApplication
+		want bool
+	}{
+		{"the controller's label patch at a decision takes the application out of the cache: its delete event, " +
+			"which carries the version before the patch, is dropped", application(1, "pending", loansv1alpha1.PhaseApproved), false},
+		{"a deleted final application needs nothing", application(1, "rejected", loansv1alpha1.PhaseRejected), false},
+		{"a pending application that leaves the cache is reconciled (deleted, or hidden by a hand-set final label)",
+			application(1, "pending", loansv1alpha1.PhasePending), true},
+		{"so is one not submitted yet", application(1, "", ""), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := worthReconciling(nothingAwaited).Delete(event.DeleteEvent{Object: tc.app}); got != tc.want {
+				t.Errorf("Delete = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -11,10 +11,10 @@ import (
 )
 
 // errNotSynced is what the readiness check answers before the cache holds every application.
-var errNotSynced = errors.New("the cache has not listed every LoanApplication yet")
+var errNotSynced = errors.New("the cache has not listed every LoanApplication in flight yet")
 
 // ReadyWhenSynced is a readiness check that passes once the cache has listed every
-// LoanApplication. The cache's own WaitForCacheSync is not enough: it waits only for the
+// LoanApplication it holds: those not final yet (CacheOptions). The cache's own WaitForCacheSync is not enough: it waits only for the
 // informers that exist, and the LoanApplication informer is made when the controller starts,
 // which leader election delays; before that it answered ready at once. Asking for the informer
 // here makes it, so a standby replica keeps a warm cache and is ready for a handover.

@@ -301,8 +301,7 @@ func startBenchManager(b *testing.B, env *testenv.Env, ns, bankURL string, write
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache: cache.Options{DefaultNamespaces: map[string]cache.Config{ns: {}},
-			DefaultTransform: cache.TransformStripManagedFields()},
+		Cache:                  CacheOptions(ns),
 		NewClient: func(cfg *rest.Config, opts client.Options) (client.Client, error) {
 			c, err := client.NewWithWatch(cfg, opts)
 			if err != nil {
