@@ -154,13 +154,8 @@ func (s *system) postApplication(ctx context.Context, i int, key string) (string
 	return app.ID, resp.StatusCode, nil
 }
 
-// createDirect is one client-go Create, as the administrator, of an application as the gateway
-// would write it (labelled pending).
-func (s *system) createDirect(ctx context.Context, namespace, name string, i int) error {
-	return s.api.Create(ctx, newApplication(namespace, name, i))
-}
-
-// createAsGateway is the same Create with the gateway's own identity, as the gateway makes it.
+// createAsGateway is one client-go Create, with the gateway's own identity, of an application as
+// the gateway would write it (labelled pending).
 func (s *system) createAsGateway(ctx context.Context, namespace, name string, i int) error {
 	return s.asGateway.Create(ctx, newApplication(namespace, name, i))
 }
