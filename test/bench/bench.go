@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,7 +62,7 @@ type bench struct {
 	// outDir receives the reports and the controller's heap profiles, which it serves at
 	// controllerPprofURL.
 	outDir, controllerPprofURL string
-	// only, when set, names the one scenario to run (--only).
+	// only, when set, names the steps to run, comma-separated (--only).
 	only string
 	// floor is the raw write floor, once measured; idle the API server's idle CPU, once
 	// measured (after scenario 1).
@@ -106,7 +108,7 @@ func (b *bench) runAll(ctx context.Context) error {
 		{scenarioMemory + " at " + strconv.Itoa(b.scale.large), b.largeMemory},
 	}
 	for _, step := range steps {
-		if b.only != "" && step.name != b.only {
+		if b.only != "" && !slices.Contains(strings.Split(b.only, ","), step.name) {
 			continue
 		}
 		if ctx.Err() != nil {

@@ -122,7 +122,8 @@ func parseSettings(args []string) (settings, error) {
 		"(the default prints every figure and fails only when a scenario could not finish).")
 	fs.StringVar(&s.perfDir, "perf-dir", "",
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
-	fs.StringVar(&s.only, "only", "", `Run only the scenario of this name (for example "6 waiters and streams").`)
+	fs.StringVar(&s.only, "only", "", `Run only the steps of these names, comma-separated, in the run's order (for example `+
+		`"6 waiters and streams", or "clean up scenario 2,1 end to end": scenario 1 needs the watch the clean-up starts).`)
 	rate := fs.Float64("rate", defaultArrivalRate, "Scenario 1's arrival rate, applications per second (open loop).")
 	if err := fs.Parse(args); err != nil {
 		return s, err
