@@ -25,7 +25,9 @@ var _ = Describe("Two reconcilers on one API server", func() {
 		tb := startBank(banksim.Config{MinDelay: 200 * time.Millisecond, MaxDelay: 400 * time.Millisecond, ApproveRatio: 1})
 		startManager(managerSettings{namespace: ns, bankURL: tb.url(), timing: shortTiming})
 		app := createApplication(ctx, ns, "stale", "Ada", "Lovelace", true)
-		old := fetch(Default, ctx, app) // unsubmitted, as a paused leader last saw it
+		// The create's answer, unsubmitted, as a paused leader last saw it. (A read after the
+		// create may already find it submitted: the controller is that quick.)
+		old := app.DeepCopy()
 		Expect(old.Status.Phase).To(BeEmpty())
 		eventuallyAllFinal(ctx, []*loansv1alpha1.LoanApplication{app})
 		approved := fetch(Default, ctx, app)
