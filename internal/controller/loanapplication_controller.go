@@ -129,7 +129,7 @@ func (r *LoanApplicationReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // pass makes the bank calls the application's state calls for (one, or a poll and the
 // resubmission it leads to) and returns what the state machine decided.
 func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1.LoanApplication) decision {
-	m := machine{timing: r.timingNow(ctx), spread: r.Spread}
+	m := machine{timing: r.timingNow(), spread: r.Spread}
 	now := r.Clock.Now()
 	s, _ := m.plan(app, now)
 	d := m.decide(app, s, r.call(ctx, app, s), now)
@@ -145,11 +145,11 @@ func (r *LoanApplicationReconciler) pass(ctx context.Context, app *loansv1alpha1
 }
 
 // timingNow is the timing of a pass: paced for the pending applications when a pacer counts them.
-func (r *LoanApplicationReconciler) timingNow(ctx context.Context) Timing {
+func (r *LoanApplicationReconciler) timingNow() Timing {
 	if r.pacer == nil {
 		return r.Timing
 	}
-	return r.pacer.timingNow(ctx)
+	return r.pacer.timingNow()
 }
 
 // call makes the bank call of step s.
@@ -292,13 +292,11 @@ func (r *LoanApplicationReconciler) SetupWithManager(mgr ctrl.Manager, opts Opti
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
-	if err := countPhases(context.Background(), mgr.GetCache()); err != nil {
+	counts, err := countPhases(context.Background(), mgr.GetCache())
+	if err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &loansv1alpha1.LoanApplication{}, phaseIndex, indexPhase); err != nil {
-		return err
-	}
-	r.pacer = newPacer(mgr.GetCache(), r.Clock, r.Timing)
+	r.pacer = newPacer(counts, r.Timing)
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("loanapplication").
 		// Watches rather than For, whose handler sets priorities of its own: see enqueueByUrgency.

@@ -80,6 +80,13 @@ func (c *phaseCounts) set(obj any) {
 	c.counts[phase]++
 }
 
+// count is how many cached applications are in phase.
+func (c *phaseCounts) count(phase string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[phase]
+}
+
 // snapshot is the count of each gauged phase.
 func (c *phaseCounts) snapshot() map[string]int {
 	c.mu.Lock()
@@ -131,16 +138,16 @@ func (c *phaseCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // countPhases keeps the gauge's counts from the cache's LoanApplication informer, the one the
-// controller watches.
-func countPhases(ctx context.Context, c cache.Cache) error {
+// controller watches, and answers them (the pacer reads them too).
+func countPhases(ctx context.Context, c cache.Cache) (*phaseCounts, error) {
 	informer, err := c.GetInformer(ctx, &loansv1alpha1.LoanApplication{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	counts := newPhaseCounts()
 	if _, err := informer.AddEventHandler(counts); err != nil {
-		return err
+		return nil, err
 	}
 	trackPhases(counts)
-	return nil
+	return counts, nil
 }
