@@ -138,14 +138,8 @@ func (b *bench) flowLevel(ctx context.Context, cfg *rest.Config) (schema, level 
 // direct namespace, which scenario 2's clean-up empties; the figures are reported with
 // scenario 1's, once the API server's idle CPU is known.
 func (b *bench) rawWriteFloor(ctx context.Context) error {
-	// Stopped by scenario 2 already, unless the floor runs alone (--only).
-	if err := b.sys.stack.Controllers[0].Stop(); err != nil {
-		return fmt.Errorf("%w: stopping the controller: %w", errFatal, err)
-	}
-	if err := b.ensureNamespace(ctx, directNamespace); err != nil {
-		return err
-	}
-	if err := b.grantGatewayIdentity(ctx, directNamespace); err != nil {
+	// Done by scenario 2 already, unless the floor runs alone (--only).
+	if err := b.prepareDirectSide(ctx); err != nil {
 		return err
 	}
 	n := b.scale.floorObjects

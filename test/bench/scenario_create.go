@@ -19,6 +19,18 @@ const rbacSettle = 15 * time.Second
 // createBatchBound bounds one round of creates.
 const createBatchBound = 10 * time.Minute
 
+// prepareDirectSide stops the controller (a step that runs alone, --only, finds it running),
+// and readies the direct namespace for writes with the gateway's identity.
+func (b *bench) prepareDirectSide(ctx context.Context) error {
+	if err := b.sys.stack.Controllers[0].Stop(); err != nil {
+		return fmt.Errorf("%w: stopping the controller: %w", errFatal, err)
+	}
+	if err := b.ensureNamespace(ctx, directNamespace); err != nil {
+		return err
+	}
+	return b.grantGatewayIdentity(ctx, directNamespace)
+}
+
 // createComparison is scenario 2: creates through the gateway against direct client-go creates
 // of the same objects at the same concurrency, with the controller stopped so that neither side
 // competes with its work. Gateway creates go to the gateway's namespace, direct ones to their
@@ -26,13 +38,7 @@ const createBatchBound = 10 * time.Minute
 // as the gateway's ServiceAccount (its client certificate), so both pass the API server's flow
 // control at the same level, and neither sends an Idempotency-Key.
 func (b *bench) createComparison(ctx context.Context) error {
-	if err := b.sys.stack.Controllers[0].Stop(); err != nil {
-		return fmt.Errorf("%w: stopping the controller: %w", errFatal, err)
-	}
-	if err := b.ensureNamespace(ctx, directNamespace); err != nil {
-		return err
-	}
-	if err := b.grantGatewayIdentity(ctx, directNamespace); err != nil {
+	if err := b.prepareDirectSide(ctx); err != nil {
 		return err
 	}
 	if err := b.checkDirectFlowLevel(ctx); err != nil {
