@@ -33,7 +33,7 @@ func (b *bench) profile(step string) (stop func()) {
 			continue
 		}
 		out := filepath.Join(b.perfDir, slug(step)+"-"+p.Name()+".perf.data")
-		cmd := exec.Command("perf", "record", "-F", "99", "-g", "-o", out, "-p", strconv.Itoa(p.Pid()))
+		cmd := exec.Command("perf", "record", "-F", "499", "-g", "-o", out, "-p", strconv.Itoa(p.Pid()))
 		cmd.Stdout, cmd.Stderr = nil, nil
 		if err := cmd.Start(); err != nil {
 			progress("perf record for %s: %v (profiles need perf and the right to use it)", p.Name(), err)
