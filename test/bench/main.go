@@ -77,23 +77,29 @@ type scale struct {
 
 var scales = map[string]scale{
 	"quick": {name: "quick", apps: 1_000, large: 10_000, compare: 1_000, concurrency: 64,
-		arrivalRate: defaultArrivalRate, stepRates: quickSustainableRates, stepLength: 10 * time.Second, floorObjects: 500,
+		arrivalRate: quickArrivalRate, stepRates: quickSustainableRates, stepLength: 10 * time.Second, floorObjects: 500,
 		idleWindow: 10 * time.Second, listReps: 40, getReps: 300, gcWait: 30 * time.Second, timeout: 15 * time.Minute},
 	"full": {name: "full", apps: 10_000, large: 100_000, compare: 10_000, concurrency: 64,
-		arrivalRate: defaultArrivalRate, stepRates: sustainableRates, stepLength: 2 * time.Minute, floorObjects: 2_000,
+		arrivalRate: fullArrivalRate, stepRates: sustainableRates, stepLength: 2 * time.Minute, floorObjects: 2_000,
 		idleWindow: time.Minute, listReps: 100, getReps: 1_000, gcWait: 130 * time.Second, timeout: 60 * time.Minute},
 }
 
-// defaultArrivalRate is scenario 1's arrival rate: below the sustainable rate the project
-// aims at (120/s), so that a system that meets its targets carries it.
-const defaultArrivalRate = 100.0
+// Scenario 1's arrival rates. The full run's is one this 2-core machine carries for the 200 s
+// its 10,000 applications take to arrive (scenario 7 measures where that ends: between 50/s and
+// 100/s), so that scenario 1 measures the system working, not overloaded: at 100/s the gateway
+// sheds a fifth of the creates with 429, as it must. The quick run's 1,000 applications at
+// 100/s are a burst of 10 s, shorter than the bank's assessment, which the system absorbs.
+const (
+	fullArrivalRate  = 50.0
+	quickArrivalRate = 100.0
+)
 
 // sustainableRates are the rates the sustainable-rate scenario offers, in turn.
 var sustainableRates = []float64{25, 50, 100, 200}
 
-// quickSustainableRates leave out 25/s, which a system that carries 50/s carries too: each rate
-// costs a quick run its length and the bank's 20 s for its last decision.
-var quickSustainableRates = []float64{50, 100, 200}
+// quickSustainableRates leave out 25/s and 50/s, which a system that carries 100/s carries too:
+// each rate costs a quick run its length and the bank's 20 s for its last decision.
+var quickSustainableRates = []float64{100, 200}
 
 // settings are the program's flags.
 type settings struct {
@@ -124,7 +130,8 @@ func parseSettings(args []string) (settings, error) {
 		"Record CPU profiles (perf record) of kube-apiserver, etcd, the gateway and the controller during each step, into this folder.")
 	fs.StringVar(&s.only, "only", "", `Run only the steps of these names, comma-separated, in the run's order (for example `+
 		`"6 waiters and streams", or "clean up scenario 2,1 end to end": scenario 1 needs the watch the clean-up starts).`)
-	rate := fs.Float64("rate", defaultArrivalRate, "Scenario 1's arrival rate, applications per second (open loop).")
+	rate := fs.Float64("rate", 0, fmt.Sprintf("Scenario 1's arrival rate, applications per second (open loop; default %v quick, %v full).",
+		quickArrivalRate, fullArrivalRate))
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
@@ -132,10 +139,12 @@ func parseSettings(args []string) (settings, error) {
 	if !ok {
 		return s, fmt.Errorf("--scale must be quick or full, got %q", *name)
 	}
-	if *rate <= 0 {
+	switch {
+	case *rate < 0:
 		return s, fmt.Errorf("--rate must be positive, got %v", *rate)
+	case *rate > 0:
+		sc.arrivalRate = *rate
 	}
-	sc.arrivalRate = *rate
 	s.scale = sc
 	if s.devDir == "" {
 		s.devDir = filepath.Join(s.outDir, "stack")

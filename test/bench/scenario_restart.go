@@ -25,12 +25,12 @@ const sampleEvery = 100 * time.Millisecond
 // most of the bank client's limit and of the CPU. The full run measured 43 submissions/s at
 // 10,000 (5,063 in the first 118 s) on this 2-core machine, against 500 creates/s. The bound is
 // therefore the larger of six times the creation time just measured (a busier machine gives
-// itself more time) and minSubmitRate; the floor and the cap keep it sensible at 1,000 and
+// itself more time) and minSubmitRate; the floor and the cap keep it sensible at a few hundred and
 // bounded at 10,000.
 const (
 	submitSlowdown = 6
 	minSubmitRate  = 25.0 // submissions per second, below the 43/s measured at 10,000
-	minSubmitBound = time.Minute
+	minSubmitBound = 30 * time.Second
 	maxSubmitBound = 8 * time.Minute
 )
 

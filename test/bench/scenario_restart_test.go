@@ -19,7 +19,8 @@ func TestSubmitBoundScalesWithTheCreationTimeAndN(t *testing.T) {
 		createRate float64
 		want       time.Duration
 	}{
-		{"a fast machine at 1,000 gets the floor", 1_000, 300, minSubmitBound},
+		{"a fast machine at 1,000 gets 40 s at the slowest submission rate seen", 1_000, 300, 40 * time.Second},
+		{"a fast machine at 500 gets the floor", 500, 300, minSubmitBound},
 		{"3,000 at 50/s get six times their 60 s", 3_000, 50, 6 * time.Minute},
 		{"10,000 at 500/s get 400 s at the slowest submission rate seen, not six times 20 s", 10_000, 500, 400 * time.Second},
 		{"a crawling machine gets the cap", 10_000, 20, maxSubmitBound},
