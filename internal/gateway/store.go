@@ -28,8 +28,9 @@ import (
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 )
 
-// store reads applications from an informer cache of one namespace and writes them through a
-// direct client. It never updates or deletes: the gateway's role allows neither.
+// store reads applications from an informer cache of one namespace, past it through a direct
+// client when the cache does not hold one yet, and creates them through a REST client of the
+// resource (postApplication). It never updates or deletes: the gateway's role allows neither.
 //
 // Lists are served in pages ordered by name. A page must not cost the whole namespace: listing
 // every match from the cache, then sorting it, cost O(n log n) per page, 545 ms (p99) for a page
@@ -40,7 +41,7 @@ type store struct {
 	namespace string
 	cache     cache.Cache
 	direct    client.Client
-	// post creates applications: a plain REST client, see create.
+	// post creates applications: a REST client of the resource, see postApplication.
 	post rest.Interface
 	// names orders the cached applications' names; indexed reports when it has seen the
 	// informer's initial list.
@@ -62,6 +63,9 @@ const (
 	createdSize = 4096
 )
 
+// applicationsResource is LoanApplication's resource name in the API server's paths.
+const applicationsResource = "loanapplications"
+
 // newStore builds the cache (not yet started) and the direct client. The REST mapping of
 // LoanApplication is given, not discovered, so that building them needs no API server: the
 // gateway starts, and answers 503, even while the API server is away.
@@ -72,7 +76,7 @@ func newStore(cfg *rest.Config, namespace string, changes toolscache.ResourceEve
 		return nil, err
 	}
 	mapper := meta.NewDefaultRESTMapper([]schema.GroupVersion{loansv1alpha1.GroupVersion})
-	resource := loansv1alpha1.GroupVersion.WithResource("loanapplications")
+	resource := loansv1alpha1.GroupVersion.WithResource(applicationsResource)
 	singular := loansv1alpha1.GroupVersion.WithResource("loanapplication")
 	for _, kind := range []string{"LoanApplication", "LoanApplicationList"} {
 		mapper.AddSpecific(loansv1alpha1.GroupVersion.WithKind(kind), resource, singular, meta.RESTScopeNamespace)
@@ -213,7 +217,7 @@ func (s *store) postApplication(ctx context.Context, app *loansv1alpha1.LoanAppl
 	if err != nil {
 		return err
 	}
-	result := s.post.Post().Namespace(s.namespace).Resource("loanapplications").Body(body).Do(ctx)
+	result := s.post.Post().Namespace(s.namespace).Resource(applicationsResource).Body(body).Do(ctx)
 	if err := result.Error(); err != nil { // Error, not Raw's error: it decodes the API server's Status
 		return err
 	}
