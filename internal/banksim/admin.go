@@ -48,12 +48,28 @@ func (s *Simulator) replaceAssessment(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Assessment())
 }
 
-// setting is a body of PUT under /admin/, decoded into its pointer, that checks its own ranges.
+// hastened is the answer of POST /admin/hasten.
+type hastened struct {
+	// Hastened counts the pending applications whose decision moved earlier.
+	Hastened int `json:"hastened"`
+}
+
+// hasten is POST /admin/hasten: every pending decision moves earlier by one amount, so that the
+// first comes first_in from now (Simulator.Hasten); the answer counts the decisions moved.
+func (s *Simulator) hasten(w http.ResponseWriter, r *http.Request) {
+	var h Hastening
+	if !decodeSetting(w, r, "hastening", &h) {
+		return
+	}
+	writeJSON(w, http.StatusOK, hastened{Hastened: s.Hasten(h)})
+}
+
+// setting is a body of PUT or POST under /admin/, decoded into its pointer, that checks its own ranges.
 type setting interface {
 	Validate() error
 }
 
-// decodeSetting reads the JSON body of a PUT under /admin/ into into, strictly (an unknown
+// decodeSetting reads the JSON body of a PUT or POST under /admin/ into into, strictly (an unknown
 // field is a typo, not something to ignore), then checks it. On any error it answers 400
 // naming what was invalid and reports false; nothing has changed then.
 func decodeSetting(w http.ResponseWriter, r *http.Request, what string, into setting) bool {

@@ -79,15 +79,16 @@ func (s *Simulator) createApplication(r *http.Request, life *lifetime) answer {
 func (s *Simulator) newApplication(key uuid.UUID, req applicationBody, policy decisionPolicy) *application {
 	delay, outcome, jobID := policy.draw(key, s.Assessment())
 	now := s.cfg.Now()
-	return &application{
+	app := &application{
 		id:        req.ID,
 		firstName: req.FirstName,
 		lastName:  req.LastName,
 		jobID:     jobID,
 		createdAt: now,
-		decidedAt: now.Add(delay),
 		outcome:   outcome,
 	}
+	app.decidedAt.Store(now.Add(delay).UnixNano())
+	return app
 }
 
 // getJob is GET /api/jobs?application_id=<uuid>, the hot path of every load test.

@@ -170,6 +170,21 @@ func (a Assessment) Validate() error {
 	return nil
 }
 
+// Hastening is the body of POST /admin/hasten, for example {"first_in":"1s"}.
+type Hastening struct {
+	// FirstIn is how soon from now the first pending decision comes; the others follow it at
+	// the spacing they had.
+	FirstIn Duration `json:"first_in"`
+}
+
+// Validate reports a FirstIn that is negative or longer than MaxAssessmentDelay.
+func (h Hastening) Validate() error {
+	if h.FirstIn < 0 || h.FirstIn > Duration(MaxAssessmentDelay) {
+		return fmt.Errorf("first_in %v is not within [0, %v]", time.Duration(h.FirstIn), MaxAssessmentDelay)
+	}
+	return nil
+}
+
 // clamped returns a with every bound brought into range, the way Config treats its delays.
 func (a Assessment) clamped() Assessment {
 	a.MinDelay = min(max(a.MinDelay, 0), Duration(MaxAssessmentDelay))

@@ -11,6 +11,7 @@
 package banksim
 
 import (
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
@@ -75,6 +76,36 @@ func (s *Simulator) SetAssessment(a Assessment) {
 // Assessment returns the assessment window in force now.
 func (s *Simulator) Assessment() Assessment { return *s.assessment.Load() }
 
+// Hasten moves every pending decision earlier by one amount, chosen so that the first of them
+// comes h.FirstIn from now: the decisions keep their order, their spacing and their outcomes,
+// and none moves later. It answers how many it moved; none when the first pending decision is
+// already due within h.FirstIn. A benchmark that lengthened the assessment to keep applications
+// pending while it measured something calls it once done, so that they are decided as they
+// would have been, without waiting out the long window. An out-of-range FirstIn is clamped
+// (POST /admin/hasten refuses it instead).
+func (s *Simulator) Hasten(h Hastening) int {
+	life := s.life.Load()
+	now := s.cfg.Now().UnixNano()
+	earliest := int64(math.MaxInt64)
+	life.apps.each(func(app *application) {
+		if at := app.decidedAt.Load(); at > now {
+			earliest = min(earliest, at)
+		}
+	})
+	firstIn := min(max(h.FirstIn, 0), Duration(MaxAssessmentDelay))
+	shift := earliest - (now + int64(firstIn))
+	if earliest == math.MaxInt64 || shift <= 0 {
+		return 0
+	}
+	moved := 0
+	life.apps.each(func(app *application) {
+		if at := app.decidedAt.Load(); at > now && app.bringForward(at-shift) {
+			moved++
+		}
+	})
+	return moved
+}
+
 // Reset forgets every application and every count, as a restart of the bank does. With a
 // zero Config.Seed it also draws a new seed, so resubmitted applications get new decisions.
 // The faults and the assessment window are the simulator's settings, not the bank's memory:
@@ -112,6 +143,7 @@ func (s *Simulator) routes() http.Handler {
 	mux.HandleFunc("PUT /admin/faults", s.replaceFaults)
 	mux.HandleFunc("GET /admin/assessment", s.serveAssessment)
 	mux.HandleFunc("PUT /admin/assessment", s.replaceAssessment)
+	mux.HandleFunc("POST /admin/hasten", s.hasten)
 	mux.HandleFunc("POST /admin/reset", s.serveReset)
 	if s.cfg.LogRequests {
 		return logRequests(mux, s.cfg.Logger)

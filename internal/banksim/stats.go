@@ -51,7 +51,8 @@ type Decision struct {
 	Status string `json:"status"`
 	// CreatedAt is when the bank accepted the application.
 	CreatedAt time.Time `json:"created_at"`
-	// DecidedAt is when the status turned: CreatedAt plus the drawn delay.
+	// DecidedAt is when the status turned: CreatedAt plus the drawn delay, or earlier when
+	// POST /admin/hasten brought it forward.
 	DecidedAt time.Time `json:"decided_at"`
 	// SeenAt is when a job poll first answered the decided status; absent until then.
 	// SeenAt - DecidedAt is how late the caller noticed.
@@ -104,10 +105,11 @@ func addApplications(st *Stats, apps *store, now time.Time) {
 	st.Decisions = make(map[string]Decision)
 	apps.each(func(app *application) {
 		st.Submissions[app.id]++
-		if now.Before(app.decidedAt) {
+		decidedAt := app.decisionMoment()
+		if now.Before(decidedAt) {
 			return
 		}
-		d := Decision{Status: app.outcome, CreatedAt: app.createdAt, DecidedAt: app.decidedAt}
+		d := Decision{Status: app.outcome, CreatedAt: app.createdAt, DecidedAt: decidedAt}
 		if seen := app.decisionSeenAt.Load(); seen != 0 {
 			t := time.Unix(0, seen)
 			d.SeenAt = &t

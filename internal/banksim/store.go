@@ -17,16 +17,18 @@ const (
 	statusRejected  = "rejected"
 )
 
-// application is one application the bank knows. Everything but decisionSeenAt is fixed at
-// creation, so readers need no lock once they hold the pointer.
+// application is one application the bank knows. Everything but decidedAt and decisionSeenAt is
+// fixed at creation, and those two are atomic, so readers need no lock once they hold the pointer.
 type application struct {
 	id        string // as the caller wrote it
 	firstName string
 	lastName  string
 	jobID     string
 	createdAt time.Time
-	decidedAt time.Time // created + drawn delay: the moment the status turns
-	outcome   string    // statusCompleted or statusRejected, drawn at creation
+	// decidedAt is the moment the status turns (Unix nanoseconds): created + the drawn delay,
+	// brought forward by Simulator.Hasten, never postponed.
+	decidedAt atomic.Int64
+	outcome   string // statusCompleted or statusRejected, drawn at creation
 	// decisionSeenAt is the first moment (Unix nanoseconds) a poll answered the decided
 	// status, 0 until then: how late the caller noticed.
 	decisionSeenAt atomic.Int64
@@ -35,10 +37,28 @@ type application struct {
 // statusAt is the job status the bank shows at now: pending until the decision moment, then
 // the drawn outcome for ever.
 func (a *application) statusAt(now time.Time) string {
-	if now.Before(a.decidedAt) {
+	if now.Before(a.decisionMoment()) {
 		return statusPending
 	}
 	return a.outcome
+}
+
+// decisionMoment is when the status turns.
+func (a *application) decisionMoment() time.Time { return time.Unix(0, a.decidedAt.Load()) }
+
+// bringForward moves the decision moment to at (Unix nanoseconds) when that is earlier, and
+// reports whether it did. A decision never moves later: a poll that has seen it must never see
+// pending again.
+func (a *application) bringForward(at int64) bool {
+	for {
+		old := a.decidedAt.Load()
+		if at >= old {
+			return false
+		}
+		if a.decidedAt.CompareAndSwap(old, at) {
+			return true
+		}
+	}
 }
 
 // decisionPolicy draws the decision of each new application from (seed, application id) and
