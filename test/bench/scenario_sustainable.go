@@ -93,14 +93,11 @@ func (t timing) sustainableLimit() time.Duration { return t.pollInterval + time.
 // is not charged with the backlog of the one before. A rate whose applications are not final
 // within its bound ends the scenario: the rates above it would only measure the backlog.
 func (b *bench) sustainableRateScenario(ctx context.Context) error {
-	if b.sys.watch == nil { // run alone (--only)
-		w, err := startWatcher(ctx, b.sys.stack.Config, b.sys.scheme())
-		if err != nil {
-			return err
-		}
-		b.sys.watch = w
-		defer b.sys.stopWatch()
+	stopWatch, err := b.ensureWatch(ctx)
+	if err != nil {
+		return err
 	}
+	defer stopWatch()
 	if b.idle.window <= 0 {
 		idle, err := b.measureIdle(ctx, b.scale.stepLength)
 		if err != nil {

@@ -29,7 +29,8 @@ const (
 	waiterTarget = 100 * time.Millisecond
 	// waiterWindow is the bank's assessment in this scenario: long enough that every waiter and
 	// stream is open, and the memory sampled, before the first decision; short enough that
-	// every decision comes within the gateway's longest wait (60 s).
+	// every decision comes within the gateway's longest wait (60 s). Once they are open, the
+	// decisions are hastened (hastenBank).
 	waiterWindowMin, waiterWindowMax = 35 * time.Second, 45 * time.Second
 	waiterSampleBound                = 5 * time.Second
 	waiterBound                      = 2 * time.Minute
@@ -42,14 +43,11 @@ const (
 // and per stream, and the goroutines back at their baseline once all are closed.
 func (b *bench) waitersAndStreams(ctx context.Context) error {
 	sc := scenarioWaiters
-	if b.sys.watch == nil { // run alone (--only): the watch scenario 2's clean-up starts is not there
-		w, err := startWatcher(ctx, b.sys.stack.Config, b.sys.scheme())
-		if err != nil {
-			return err
-		}
-		b.sys.watch = w
-		defer b.sys.stopWatch()
+	stopWatch, err := b.ensureWatch(ctx)
+	if err != nil {
+		return err
 	}
+	defer stopWatch()
 	if err := b.sys.setBankAssessment(ctx, banksim.Assessment{
 		MinDelay: banksim.Duration(waiterWindowMin), MaxDelay: banksim.Duration(waiterWindowMax)}); err != nil {
 		return err
@@ -82,6 +80,10 @@ func (b *bench) waitersAndStreams(ctx context.Context) error {
 	}
 	withWaiters, err := b.gatewayFootprint(ctx)
 	if err != nil {
+		return err
+	}
+	// Every waiter and stream is open and weighed: the decisions may come.
+	if err := b.sys.hastenBank(ctx, hastenFirstIn); err != nil {
 		return err
 	}
 	answers := waiters.wait()

@@ -209,22 +209,29 @@ func (s *system) bankStats(ctx context.Context, perApplication bool) (banksim.St
 // setBankAssessment replaces the simulator's assessment window (PUT /admin/assessment) for the
 // applications submitted from now on.
 func (s *system) setBankAssessment(ctx context.Context, window banksim.Assessment) error {
-	return s.putBankAdmin(ctx, "/admin/assessment", window)
+	return s.sendBankAdmin(ctx, http.MethodPut, "/admin/assessment", window)
+}
+
+// hastenBank has the simulator move every pending decision earlier, the first firstIn from now
+// and the others as spaced as they were (POST /admin/hasten), once a scenario no longer needs
+// them pending.
+func (s *system) hastenBank(ctx context.Context, firstIn time.Duration) error {
+	return s.sendBankAdmin(ctx, http.MethodPost, "/admin/hasten", banksim.Hastening{FirstIn: banksim.Duration(firstIn)})
 }
 
 // setBankFaults replaces the simulator's faults in force (PUT /admin/faults): its own rate
 // limit, in the benchmark.
 func (s *system) setBankFaults(ctx context.Context, faults banksim.Faults) error {
-	return s.putBankAdmin(ctx, "/admin/faults", faults)
+	return s.sendBankAdmin(ctx, http.MethodPut, "/admin/faults", faults)
 }
 
-// putBankAdmin PUTs value as JSON to one of the simulator's admin endpoints.
-func (s *system) putBankAdmin(ctx context.Context, path string, value any) error {
+// sendBankAdmin PUTs or POSTs value as JSON to one of the simulator's admin endpoints.
+func (s *system) sendBankAdmin(ctx context.Context, method, path string, value any) error {
 	body, err := json.Marshal(value)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.stack.BankURL+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, s.stack.BankURL+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -236,7 +243,7 @@ func (s *system) putBankAdmin(ctx context.Context, path string, value any) error
 	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("PUT %s %s: %s %s", path, body, resp.Status, answer)
+		return fmt.Errorf("%s %s %s: %s %s", method, path, body, resp.Status, answer)
 	}
 	return nil
 }
@@ -264,6 +271,21 @@ func (s *system) gatewayMetrics(ctx context.Context) (metricFamilies, error) {
 
 func (s *system) apiServerMetrics(ctx context.Context) (metricFamilies, error) {
 	return scrape(ctx, s.apiHTTP, s.stack.APIServerURL+"/metrics")
+}
+
+// ensureWatch starts the benchmark's own watch for a scenario that needs status times and runs
+// alone (--only), without scenario 2's clean-up, which starts it otherwise. The function it
+// answers stops the watch it started, and does nothing when the watch was already there.
+func (b *bench) ensureWatch(ctx context.Context) (func(), error) {
+	if b.sys.watch != nil {
+		return func() {}, nil
+	}
+	w, err := startWatcher(ctx, b.sys.stack.Config, b.sys.scheme())
+	if err != nil {
+		return nil, err
+	}
+	b.sys.watch = w
+	return b.sys.stopWatch, nil
 }
 
 // stopWatch ends the benchmark's own watch, when the scenarios left need no status times.
