@@ -170,10 +170,18 @@ func (b *bench) decisionToStatus(keys []types.NamespacedName, stats banksim.Stat
 
 func (b *bench) reportSustainable(steps []rateStep) {
 	r, sc, limit := b.rep, scenarioSustainable, b.timing.sustainableLimit()
-	r.atLeast(sc, "sustainable rate", sustainableRate(steps, limit), "/s", sustainableTarget, fmt.Sprintf(
-		"the highest rate offered (%v) sustained, with every lower one: at most %.0f%% of its creates dropped or failed, "+
-			"every application final, decision -> status p99 <= poll interval + 1 s (%s); %s of open-loop creates per rate",
-		b.scale.stepRates, 100*maxUnanswered, limit, b.scale.stepLength))
+	note := fmt.Sprintf("the highest rate offered (%v) sustained, with every lower one: at most %.0f%% of its creates dropped or failed, "+
+		"every application final, decision -> status p99 <= poll interval + 1 s (%s); %s of open-loop creates per rate",
+		b.scale.stepRates, 100*maxUnanswered, limit, b.scale.stepLength)
+	if b.scale.stepLength > b.timing.bankMax {
+		r.atLeast(sc, "sustainable rate", sustainableRate(steps, limit), "/s", sustainableTarget, note)
+	} else {
+		// A rate held for less than the bank's longest assessment is a burst: its first
+		// decisions come after its last create, and the pipeline never carries both at once.
+		r.addReading(sc, "sustainable rate", sustainableRate(steps, limit), "/s", fmt.Sprintf(
+			"%s: a burst no longer than the bank's longest assessment (%s), so not judged against the target of %.0f/s, "+
+				"which the full run's rates of 2 min are", note, b.timing.bankMax, sustainableTarget))
+	}
 	for _, s := range steps {
 		at := "at " + rateText(s.load.Offered) + "/s: "
 		ok, why := s.sustained(limit)
