@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lendo/loan-operator/internal/bank"
 )
 
 // ExitError reports a process of the stack that ended without being asked to.
@@ -110,7 +112,7 @@ func (p *Process) spawn() error {
 	if err != nil {
 		return err
 	}
-	_, _ = fmt.Fprintf(logFile, "\n=== %s: %s %s\n", time.Now().Format(time.RFC3339), p.path, strings.Join(p.args, " "))
+	_, _ = fmt.Fprintf(logFile, "\n=== %s: %s %s\n", time.Now().Format(time.RFC3339), p.path, strings.Join(redactArgs(p.args), " "))
 	cmd := exec.Command(p.path, p.args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = childAttributes()
@@ -124,6 +126,22 @@ func (p *Process) spawn() error {
 	p.mu.Unlock()
 	go p.wait(cmd, done, logFile)
 	return nil
+}
+
+// bankURLFlag is the controller's flag whose value may carry the bank's credentials.
+const bankURLFlag = "--bank-url="
+
+// redactArgs are args fit for a log: a bank URL's password hidden (bank.RedactURL), since the
+// logs are read, copied and attached to issues.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, arg := range args {
+		if value, ok := strings.CutPrefix(arg, bankURLFlag); ok {
+			arg = bankURLFlag + bank.RedactURL(value)
+		}
+		out[i] = arg
+	}
+	return out
 }
 
 // childAttributes puts the child in its own process group, so that a Ctrl-C in the terminal

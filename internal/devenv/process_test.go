@@ -3,6 +3,7 @@ package devenv
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -120,6 +121,25 @@ func TestProcessIgnoringSIGTERMIsKilledAfterTheStopTimeout(t *testing.T) {
 	}
 	if p.Running() {
 		t.Fatal("still running")
+	}
+}
+
+func TestProcessLogHidesTheBankPassword(t *testing.T) {
+	p := shellProcess(t, "exit 0", readyAtOnce, make(chan *ExitError, 1))
+	p.args = append(p.args, "sh", "--bank-url=https://lendo:s3cret-token@bank.example:8443/api")
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	_ = p.Stop()
+	logged, err := os.ReadFile(p.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(logged), "s3cret-token") {
+		t.Errorf("the log shows the bank's password:\n%s", logged)
+	}
+	if !strings.Contains(string(logged), "--bank-url=https://lendo:xxxxx@bank.example:8443/api") {
+		t.Errorf("the log does not show the bank URL with its password hidden:\n%s", logged)
 	}
 }
 
