@@ -106,6 +106,9 @@ type LoanApplicationStatus struct {
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.phase`
 // +kubebuilder:printcolumn:name="Decided",type=date,JSONPath=`.status.decidedAt`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// The gateway serves its stream of changes at /api/v1/applications/events, where an application
+// named "events" would be unreachable by id.
+// +kubebuilder:validation:XValidation:rule="self.metadata.name != 'events'",message="the name 'events' is reserved: the gateway serves its stream of changes at /api/v1/applications/events"
 
 // LoanApplication is one customer's loan application: submitted to the bank partner by the
 // controller and followed until the bank decides. Select by outcome with the `status` label,

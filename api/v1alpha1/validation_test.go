@@ -109,6 +109,14 @@ var _ = Describe("LoanApplication", func() {
 			"spec", "Required value"),
 	)
 
+	It("refuses the name the gateway's event stream takes, and creates nothing", func() {
+		err := env.Client.Create(ctx, application(namespace, "events", "Ada", "Lovelace"))
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "expected 422 Invalid, got %v", err)
+		Expect(err.Error()).To(ContainSubstring("the name 'events' is reserved"))
+		Expect(countApplications(ctx, namespace)).To(BeZero())
+		Expect(env.Client.Create(ctx, application(namespace, "events-1", "Ada", "Lovelace"))).To(Succeed())
+	})
+
 	It("accepts names of exactly 100 characters", func() {
 		app := application(namespace, "long", strings.Repeat("a", 100), strings.Repeat("b", 100))
 		Expect(env.Client.Create(ctx, app)).To(Succeed())
