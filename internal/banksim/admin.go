@@ -64,7 +64,8 @@ func (s *Simulator) hasten(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, hastened{Hastened: s.Hasten(h)})
 }
 
-// setting is a body of PUT or POST under /admin/, decoded into its pointer, that checks its own ranges.
+// setting is a body of PUT or POST under /admin/, decoded into its pointer, that checks its
+// own ranges.
 type setting interface {
 	Validate() error
 }
