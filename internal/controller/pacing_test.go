@@ -48,7 +48,7 @@ func TestThePollIntervalStretchesPastTheBanksBudget(t *testing.T) {
 			if paced.PollInterval != tc.want {
 				t.Errorf("interval %v, want %v", paced.PollInterval, tc.want)
 			}
-			paced.PollInterval = timing.PollInterval
+			paced.PollInterval, paced.stretched = timing.PollInterval, false
 			if paced != timing {
 				t.Errorf("paced changed more than the interval: %+v", paced)
 			}
@@ -67,6 +67,27 @@ func TestAPassPollsAtTheStretchedInterval(t *testing.T) {
 	job := bank.Job{ID: "job-1", ApplicationID: string(testUID), Status: bank.JobPending}
 	if d := m.decide(app, stepPoll, answer{job: job}, firstPoll); d.requeueAfter != 20*time.Second || d.priority != priorityPoll {
 		t.Errorf("polled again after %v at priority %d, want 20s at %d", d.requeueAfter, d.priority, priorityPoll)
+	}
+}
+
+// A stretched interval changes with the count of pending applications, and the slots of the new
+// one fall elsewhere: the next poll must still come a whole interval after this one, or every
+// application polled while the count grows polls again moments later, past the budget.
+func TestAStretchedIntervalSpacesThePolls(t *testing.T) {
+	job := bank.Job{ID: "job-1", ApplicationID: string(testUID), Status: bank.JobPending}
+	spread := func(types.UID) float64 { return 0.5 }
+	// 200 pending: polled every 4s; this poll is on time at the fourth slot of that schedule.
+	at := firstPoll.Add(12 * time.Second)
+	// By then the count has grown to 225: every 4.5s, a schedule whose next slot is 1.5s away.
+	m := machine{timing: pacedTiming().paced(225), spread: spread}
+	if d := m.decide(pendingApp(), stepPoll, answer{job: job}, at); d.requeueAfter != 4500*time.Millisecond {
+		t.Errorf("polled again after %v, want the whole stretched interval, 4.5s", d.requeueAfter)
+	}
+	// At the interval itself nothing is stretched, and a late poll still catches up with the
+	// schedule (decide_test.go).
+	m = machine{timing: pacedTiming().paced(100), spread: spread}
+	if d := m.decide(pendingApp(), stepPoll, answer{job: job}, firstPoll.Add(3100*time.Millisecond)); d.requeueAfter != 900*time.Millisecond {
+		t.Errorf("a late poll at the interval came back after %v, want the next slot, 0.9s", d.requeueAfter)
 	}
 }
 
