@@ -211,10 +211,8 @@ func (b *bench) stopAndStart(ctx context.Context, ctrl *devenv.Process, window b
 		return run, fmt.Errorf("%w: starting the controller again: %w", errFatal, err)
 	}
 	run.readyAfter = time.Since(run.startedAt)
-	select {
-	case <-ctx.Done():
+	if !sleepUntil(ctx, run.startedAt.Add(resumeWatch)) {
 		return run, ctx.Err()
-	case <-time.After(time.Until(run.startedAt.Add(resumeWatch))):
 	}
 	if err := b.sys.hastenBank(ctx, hastenFirstIn); err != nil {
 		return run, err
