@@ -79,7 +79,8 @@ const (
 	scenarioRestart  = "5 restart"
 )
 
-// directNamespace holds scenario 2's direct creates, apart from the gateway's.
+// directNamespace is where no cache watches: the raw write floor and the direct side of scenario 2
+// that is compared with the gateway's whole cost write there.
 const directNamespace = "bench-direct"
 
 // runAll runs the scenarios in an order that reuses their applications: scenario 2 and the raw
