@@ -51,6 +51,7 @@ type flags struct {
 	kubeAPIBurst   int
 	metricsAddr    string
 	secureMetrics  bool
+	pprofAddr      string
 	// Load shedding: above these bounds the gateway answers 429 or 503 with Retry-After.
 	maxInflightCreates    int
 	fallbackGetsPerSecond int
@@ -78,6 +79,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	fs.BoolVar(&f.secureMetrics, "metrics-secure", true,
 		"With --metrics-bind-address: serve /metrics over HTTPS to callers allowed to GET /metrics (authentication and "+
 			"authorization by the Kubernetes API). Use --metrics-secure=false for plain HTTP.")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "0",
+		"Serve Go's /debug/pprof/ (CPU and heap profiles) at this address, plain HTTP without authentication: bind it to "+
+			"loopback (127.0.0.1:6060). 0 turns it off.")
 	fs.IntVar(&f.maxInflightCreates, "max-inflight-creates", gateway.DefaultMaxInflightCreates,
 		"Most creates in flight to the Kubernetes API at once; above it POST answers 429 with Retry-After, never a queue.")
 	fs.IntVar(&f.fallbackGetsPerSecond, "max-uncached-gets-per-second", gateway.DefaultFallbackGetsPerSecond,
@@ -91,6 +95,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (flags, zap.Options, error) {
 	opts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return f, opts, err
+	}
+	if f.pprofAddr == f.addr || (f.pprofAddr == f.metricsAddr && f.pprofAddr != "" && f.pprofAddr != "0") {
+		return f, opts, errors.New("--pprof-bind-address must differ from --addr and --metrics-bind-address")
 	}
 	if f.metricsAddr != "" && f.metricsAddr == f.addr {
 		return f, opts, errors.New("--metrics-bind-address must differ from --addr: the metrics get a server of their own")
@@ -146,6 +153,8 @@ func run(f flags) error {
 		return err
 	}
 
+	pprofDone := startPprofServer(ctx, f.pprofAddr)
+
 	srv := gateway.NewHTTPServer(f.addr, gw.Handler())
 	srv.RegisterOnShutdown(gw.Drain)
 	serveDone := make(chan error, 1)
@@ -159,6 +168,8 @@ func run(f flags) error {
 		return fmt.Errorf("informer cache stopped: %w", err)
 	case err := <-metricsDone:
 		return fmt.Errorf("serving metrics on %s: %w", f.metricsAddr, err)
+	case err := <-pprofDone:
+		return fmt.Errorf("serving pprof on %s: %w", f.pprofAddr, err)
 	case <-ctx.Done():
 	}
 	// Graceful: stop accepting, let the requests in flight finish, then stop the cache they read.

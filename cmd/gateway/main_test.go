@@ -49,7 +49,7 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		}
 	})
 	for _, name := range []string{"addr", "namespace", "auth-token-file", "request-timeout", "kube-api-qps", "kube-api-burst",
-		"metrics-bind-address", "metrics-secure"} {
+		"metrics-bind-address", "metrics-secure", "pprof-bind-address"} {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
 		}
