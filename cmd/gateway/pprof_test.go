@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/lendo/loan-operator/test/stacktest"
 )
 
 // The benchmark weighs the gateway's heap right after a collection it asks for: the endpoint
@@ -23,11 +22,14 @@ func TestPprofIsOffByDefaultAndCollectsOnRequest(t *testing.T) {
 		t.Fatalf("--pprof-bind-address %q serves by default", f.pprofAddr)
 	}
 
-	addrs, err := stacktest.FreeAddrs(1)
+	l, err := net.Listen("tcp", "127.0.0.1:0") // a free loopback port, given back for the server
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := addrs[0]
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := startPprofServer(ctx, addr)
