@@ -59,9 +59,11 @@ type bench struct {
 	filled []string
 	// perfDir, when set, receives CPU profiles of each step.
 	perfDir string
-	// outDir receives the reports and the controller's heap profiles, which it serves at
-	// controllerPprofURL.
-	outDir, controllerPprofURL string
+	// outDir receives the reports and the controller's heap profiles.
+	outDir string
+	// controllerPprofURL and gatewayPprofURL are the programs' pprof endpoints: the heap
+	// profiles, and a collection asked for before each is weighed.
+	controllerPprofURL, gatewayPprofURL string
 	// only, when set, names the steps to run, comma-separated (--only).
 	only string
 	// floor is the raw write floor, once measured; idle the API server's idle CPU, once
@@ -162,7 +164,7 @@ func (b *bench) cleanUpAndMeasureEmpty(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", errFatal, err)
 	}
 	b.sys.watch = w
-	b.emptyGateway, b.emptyController, err = b.sampleBoth(ctx)
+	b.emptyGateway, b.emptyController, err = b.weighBoth(ctx)
 	return err
 }
 

@@ -12,15 +12,17 @@ import (
 	"github.com/lendo/loan-operator/test/stacktest"
 )
 
-// controllerPprof gives the controller a pprof endpoint on a free loopback port, so that the
-// memory scenario can save a heap profile beside its figure: a heap per application above the
-// target is explained by the profile, not guessed.
-func controllerPprof() (args []string, url string, err error) {
-	addrs, err := stacktest.FreeAddrs(1)
+// pprofEndpoints gives the controller and the gateway each a pprof endpoint on a free loopback
+// port: the memory figures ask both for a garbage collection before they weigh them, and the
+// memory scenario saves the controller's heap profile beside its figure, so that a heap per
+// application above the target is explained by the profile, not guessed.
+func pprofEndpoints() (controllerArgs, gatewayArgs []string, controllerURL, gatewayURL string, err error) {
+	addrs, err := stacktest.FreeAddrs(2)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", "", err
 	}
-	return []string{"--pprof-bind-address=" + addrs[0]}, "http://" + addrs[0], nil
+	flag := func(addr string) []string { return []string{"--pprof-bind-address=" + addr} }
+	return flag(addrs[0]), flag(addrs[1]), "http://" + addrs[0], "http://" + addrs[1], nil
 }
 
 // saveHeapProfile saves the controller's heap profile, taken right after a collection (gc=1),

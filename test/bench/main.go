@@ -69,8 +69,6 @@ type scale struct {
 	idleWindow time.Duration
 	// listReps and getReps are how many reads of each kind each side of scenario 3 makes.
 	listReps, getReps int
-	// gcWait bounds the wait for a garbage collection before a heap is read (see memory).
-	gcWait time.Duration
 	// timeout bounds the whole run.
 	timeout time.Duration
 }
@@ -78,10 +76,10 @@ type scale struct {
 var scales = map[string]scale{
 	"quick": {name: "quick", apps: 1_000, large: 10_000, compare: 1_000, concurrency: 64,
 		arrivalRate: quickArrivalRate, stepRates: quickSustainableRates, stepLength: 10 * time.Second, floorObjects: 500,
-		idleWindow: 10 * time.Second, listReps: 40, getReps: 300, gcWait: 30 * time.Second, timeout: 15 * time.Minute},
+		idleWindow: 10 * time.Second, listReps: 40, getReps: 300, timeout: 15 * time.Minute},
 	"full": {name: "full", apps: 10_000, large: 100_000, compare: 10_000, concurrency: 64,
 		arrivalRate: fullArrivalRate, stepRates: sustainableRates, stepLength: 2 * time.Minute, floorObjects: 2_000,
-		idleWindow: time.Minute, listReps: 100, getReps: 1_000, gcWait: 130 * time.Second, timeout: 60 * time.Minute},
+		idleWindow: time.Minute, listReps: 100, getReps: 1_000, timeout: 60 * time.Minute},
 }
 
 // Scenario 1's arrival rates. The full run's is one this 2-core machine carries for the 200 s
@@ -241,11 +239,11 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 		return nil, err
 	}
 	b := &bench{rep: rep, scale: s.scale, timing: defaultTiming(), perfDir: s.perfDir, outDir: s.outDir, only: s.only}
-	pprofArgs, pprofURL, err := controllerPprof()
+	controllerPprof, gatewayPprof, controllerURL, gatewayURL, err := pprofEndpoints()
 	if err != nil {
 		return nil, err
 	}
-	b.controllerPprofURL = pprofURL
+	b.controllerPprofURL, b.gatewayPprofURL = controllerURL, gatewayURL
 	progress("starting etcd, kube-apiserver, the bank simulator, the controller and the gateway (logs in %s)",
 		filepath.Join(s.devDir, "logs"))
 	binDir, err := snapshotBinaries(filepath.Join(s.repoDir, "bin"), filepath.Join(s.devDir, "bin"))
@@ -257,7 +255,8 @@ func startBench(ctx context.Context, s settings, rep *Report) (*bench, error) {
 		GatewayAddr: "127.0.0.1:0", BankAddr: "127.0.0.1:0",
 		BankMinDelay: b.timing.bankMin, BankMaxDelay: b.timing.bankMax,
 		UnsafeNoFsync:  s.unsafeNoFsync,
-		ControllerArgs: append(b.timing.controllerArgs(), pprofArgs...),
+		ControllerArgs: append(b.timing.controllerArgs(), controllerPprof...),
+		GatewayArgs:    gatewayPprof,
 		Log:            log,
 	})
 	if err != nil {

@@ -2,94 +2,89 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math"
-	"time"
+	"io"
+	"net/http"
 
 	"github.com/lendo/loan-operator/internal/devenv"
 )
 
 // memory is one program's memory at a moment.
 type memory struct {
-	// HeapAlloc is go_memstats_heap_alloc_bytes just after a garbage collection: live objects
-	// plus the little allocated since. A remote process cannot be made to collect, so its heap is
-	// sampled until it has collected once (the Go runtime forces a collection at least every two
-	// minutes) and the lowest sample after that collection is kept. Without a collection in the
-	// bound, it is the lowest sample, which counts garbage too (AfterGC false).
+	// HeapAlloc is go_memstats_heap_alloc_bytes read right after a garbage collection the
+	// benchmark asked the program for (its pprof endpoint's heap?gc=1): the live objects, and
+	// only the little allocated between the collection's end and the scrape.
 	HeapAlloc float64 `json:"heap_alloc_bytes"`
-	AfterGC   bool    `json:"after_gc"`
-	// RSS is the resident set size (VmRSS) at the last sample.
+	// RSS is the resident set size (VmRSS) at the same moment.
 	RSS float64 `json:"rss_bytes"`
 }
 
-// Memory sampling: every memorySampleEvery, for at least memoryMinWindow and until a
-// collection was seen or the scale's bound passed.
-const (
-	memorySampleEvery = 250 * time.Millisecond
-	memoryMinWindow   = 5 * time.Second
-)
-
-// sampleMemory samples a program's heap from its /metrics and its RSS from /proc.
-func sampleMemory(ctx context.Context, proc *devenv.Process, scrapeIt func(context.Context) (metricFamilies, error),
-	bound time.Duration) (memory, error) {
-	m := memory{}
-	lowest, lowestAfterGC := math.Inf(1), math.Inf(1)
-	firstGC := math.NaN()
-	began := time.Now()
-	for {
-		families, err := scrapeIt(ctx)
-		if err != nil {
-			return m, fmt.Errorf("%s's metrics: %w", proc.Name(), err)
-		}
-		heap, err := families.require("go_memstats_heap_alloc_bytes")
-		if err != nil {
-			return m, fmt.Errorf("%s's metrics: %w", proc.Name(), err)
-		}
-		lastGC, err := families.require("go_memstats_last_gc_time_seconds")
-		if err != nil {
-			return m, fmt.Errorf("%s's metrics: %w", proc.Name(), err)
-		}
-		lowest = min(lowest, heap)
-		switch {
-		case math.IsNaN(firstGC):
-			firstGC = lastGC
-		case lastGC != firstGC:
-			m.AfterGC = true
-			lowestAfterGC = min(lowestAfterGC, heap)
-		}
-		if m.RSS, err = residentBytes(proc.Pid()); err != nil {
-			return m, fmt.Errorf("%s's RSS: %w", proc.Name(), err)
-		}
-		elapsed := time.Since(began)
-		if (m.AfterGC && elapsed >= memoryMinWindow) || elapsed >= bound {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-time.After(memorySampleEvery):
-		}
-	}
-	m.HeapAlloc = lowest
-	if m.AfterGC {
-		m.HeapAlloc = lowestAfterGC
-	}
-	return m, nil
+// weighedProgram is a program whose memory the benchmark reads: its process, its /metrics,
+// and its pprof endpoint.
+type weighedProgram struct {
+	proc     *devenv.Process
+	metrics  func(context.Context) (metricFamilies, error)
+	pprofURL string
 }
 
-// sampleBoth samples the gateway's and the controller's memory at the same time.
-func (b *bench) sampleBoth(ctx context.Context) (gateway, controller memory, err error) {
-	stack := b.sys.stack
-	var gwErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		gateway, gwErr = sampleMemory(ctx, stack.Gateway, b.sys.gatewayMetrics, b.scale.gcWait)
-	}()
-	controller, err = sampleMemory(ctx, stack.Controllers[0], b.sys.controllerMetrics, b.scale.gcWait)
-	<-done
-	return gateway, controller, errors.Join(gwErr, err)
+// weigh asks the program to collect its garbage, then reads its heap from its /metrics and its
+// RSS from /proc.
+func (p weighedProgram) weigh(ctx context.Context) (memory, error) {
+	if err := collectGarbage(ctx, p.pprofURL); err != nil {
+		return memory{}, fmt.Errorf("%s: %w", p.proc.Name(), err)
+	}
+	families, err := p.metrics(ctx)
+	if err != nil {
+		return memory{}, fmt.Errorf("%s's metrics: %w", p.proc.Name(), err)
+	}
+	heap, err := families.require("go_memstats_heap_alloc_bytes")
+	if err != nil {
+		return memory{}, fmt.Errorf("%s's metrics: %w", p.proc.Name(), err)
+	}
+	rss, err := residentBytes(p.proc.Pid())
+	if err != nil {
+		return memory{}, fmt.Errorf("%s's RSS: %w", p.proc.Name(), err)
+	}
+	return memory{HeapAlloc: heap, RSS: rss}, nil
+}
+
+// collectGarbage makes the program behind pprofURL run a garbage collection: Go's heap profile
+// handler collects before it answers when asked with gc=1. The profile itself is not kept.
+func collectGarbage(ctx context.Context, pprofURL string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprofURL+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("asking for a garbage collection: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return fmt.Errorf("asking for a garbage collection: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("asking for a garbage collection: HTTP %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// gateway and controller are the two programs the benchmark weighs.
+func (b *bench) gateway() weighedProgram {
+	return weighedProgram{proc: b.sys.stack.Gateway, metrics: b.sys.gatewayMetrics, pprofURL: b.gatewayPprofURL}
+}
+
+func (b *bench) controller() weighedProgram {
+	return weighedProgram{proc: b.sys.stack.Controllers[0], metrics: b.sys.controllerMetrics, pprofURL: b.controllerPprofURL}
+}
+
+// weighBoth weighs the gateway, then the controller.
+func (b *bench) weighBoth(ctx context.Context) (gateway, controller memory, err error) {
+	if gateway, err = b.gateway().weigh(ctx); err != nil {
+		return gateway, controller, err
+	}
+	controller, err = b.controller().weigh(ctx)
+	return gateway, controller, err
 }
 
 // mib and kib turn bytes into the report's units.

@@ -48,7 +48,7 @@ func (b *bench) memoryAt(n int) func(context.Context) error {
 
 // weighSettled weighs both programs with n applications stored, all of them cached.
 func (b *bench) weighSettled(ctx context.Context, n int, note string) error {
-	gw, ctrl, err := b.sampleBoth(ctx)
+	gw, ctrl, err := b.weighBoth(ctx)
 	if err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (b *bench) weighEmpty(ctx context.Context) error {
 	if n > 0 {
 		return fmt.Errorf("run alone, scenario 4 needs a stack with no application; it has %d", n)
 	}
-	b.emptyGateway, b.emptyController, err = b.sampleBoth(ctx)
+	b.emptyGateway, b.emptyController, err = b.weighBoth(ctx)
 	return err
 }
 
@@ -118,7 +118,7 @@ func (b *bench) largeMemory(ctx context.Context) error {
 		note = "run alone: after filling up, controller stopped"
 	}
 	stack := b.sys.stack
-	gw, err := sampleMemory(ctx, stack.Gateway, b.sys.gatewayMetrics, b.scale.gcWait)
+	gw, err := b.gateway().weigh(ctx)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (b *bench) largeMemory(ctx context.Context) error {
 	}
 	sc := scenarioMemory + " at " + strconv.Itoa(b.scale.large)
 	b.rep.add(sc, "controller start -> ready (/readyz)", seconds(time.Since(started)), "s", "")
-	mem, err := sampleMemory(ctx, ctrl, b.sys.controllerMetrics, b.scale.gcWait)
+	mem, err := b.controller().weigh(ctx)
 	if err != nil {
 		return err
 	}
@@ -168,9 +168,6 @@ func (b *bench) reportController(sc string, m memory, stored storedCounts) {
 		heap = notMeasured("%d final applications were stored, not %d", stored.final, large)
 	}
 	how := "just after a collection"
-	if !m.AfterGC {
-		how = "no collection seen: the lowest sample, garbage included"
-	}
 	r.atMost(sc, "controller heap with "+strconv.Itoa(large/1000)+"k final", heap, "MiB", mib(controllerHeapTarget),
 		fmt.Sprintf("%d final and %d pending applications stored; right after its cache synced, while it starts on the "+
 			"pending ones; %s (heap with no application: %.1f MiB)", stored.final, stored.notFinal, how, mib(b.emptyController.HeapAlloc)))
@@ -206,9 +203,6 @@ const ringMetric = "loan_gateway_event_ring_bytes"
 func (b *bench) reportMemory(n int, program string, m, empty memory, note string) {
 	r, sc := b.rep, scenarioMemory+" at "+strconv.Itoa(n)
 	how := "go_memstats_heap_alloc_bytes just after a collection; "
-	if !m.AfterGC {
-		how = "lowest go_memstats_heap_alloc_bytes, no collection seen (garbage included); "
-	}
 	r.add(sc, program+" heap", mib(m.HeapAlloc), "MiB", how+note)
 	r.add(sc, program+" RSS", mib(m.RSS), "MiB", "VmRSS")
 	r.addReading(sc, program+" heap per application, everything included", heapPerApplication(m, empty, n), "KiB",

@@ -32,7 +32,6 @@ const (
 	// every decision comes within the gateway's longest wait (60 s). Once they are open, the
 	// decisions are hastened (hastenBank).
 	waiterWindowMin, waiterWindowMax = 35 * time.Second, 45 * time.Second
-	waiterSampleBound                = 5 * time.Second
 	waiterBound                      = 2 * time.Minute
 )
 
@@ -98,11 +97,10 @@ func (b *bench) waitersAndStreams(ctx context.Context) error {
 // footprint is the gateway's heap, goroutine stacks and goroutines at a moment.
 type footprint struct {
 	heap, stacks, goroutines float64
-	afterGC                  bool
 }
 
 func (b *bench) gatewayFootprint(ctx context.Context) (footprint, error) {
-	m, err := sampleMemory(ctx, b.sys.stack.Gateway, b.sys.gatewayMetrics, waiterSampleBound)
+	m, err := b.gateway().weigh(ctx)
 	if err != nil {
 		return footprint{}, err
 	}
@@ -110,7 +108,7 @@ func (b *bench) gatewayFootprint(ctx context.Context) (footprint, error) {
 	if err != nil {
 		return footprint{}, err
 	}
-	return footprint{heap: m.HeapAlloc, afterGC: m.AfterGC, stacks: families.sum("go_memstats_stack_inuse_bytes", nil),
+	return footprint{heap: m.HeapAlloc, stacks: families.sum("go_memstats_stack_inuse_bytes", nil),
 		goroutines: families.sum("go_goroutines", nil)}, nil
 }
 
@@ -171,10 +169,7 @@ func (b *bench) reportWaiters(sc string, keys []types.NamespacedName, answers ma
 
 func (b *bench) reportFootprint(sc string, base, withStreams, withWaiters footprint, waiters int) {
 	r := b.rep
-	how := "heap_alloc, lowest of 5 s of samples"
-	if !withStreams.afterGC || !withWaiters.afterGC {
-		how += " (no garbage collection in the window: counts garbage too)"
-	}
+	how := "go_memstats_heap_alloc_bytes just after a collection"
 	r.addReading(sc, "gateway heap per stream", growthPer(withStreams.heap, base.heap, streamCount), "KiB", how)
 	r.addReading(sc, "gateway heap per waiter", growthPer(withWaiters.heap, withStreams.heap, waiters), "KiB", how)
 	r.addReading(sc, "gateway goroutine stacks per waiter", growthPer(withWaiters.stacks, withStreams.stacks, waiters), "KiB",
