@@ -31,18 +31,6 @@ func (b *bench) saveHeapProfile(ctx context.Context, name string) (string, error
 	if b.controllerPprofURL == "" || b.outDir == "" {
 		return "", nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.controllerPprofURL+"/debug/pprof/heap?gc=1", nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("heap profile: HTTP %d", resp.StatusCode)
-	}
 	dir := filepath.Join(b.outDir, "heap")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
@@ -52,8 +40,28 @@ func (b *bench) saveHeapProfile(ctx context.Context, name string) (string, error
 	if err != nil {
 		return "", err
 	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
+	if err := heapProfile(ctx, b.controllerPprofURL, f); err != nil {
 		return "", errors.Join(err, f.Close())
 	}
 	return path, f.Close()
+}
+
+// heapProfile writes the heap profile of the program behind pprofURL to w. Go's heap profile
+// handler runs a garbage collection before it answers when asked with gc=1, so the profile,
+// and the heap right after it, are of live objects only.
+func heapProfile(ctx context.Context, pprofURL string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprofURL+"/debug/pprof/heap?gc=1", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("heap profile: HTTP %d", resp.StatusCode)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 
 	"github.com/lendo/loan-operator/internal/devenv"
 )
@@ -30,8 +29,9 @@ type weighedProgram struct {
 // weigh asks the program to collect its garbage, then reads its heap from its /metrics and its
 // RSS from /proc.
 func (p weighedProgram) weigh(ctx context.Context) (memory, error) {
-	if err := collectGarbage(ctx, p.pprofURL); err != nil {
-		return memory{}, fmt.Errorf("%s: %w", p.proc.Name(), err)
+	// The profile is thrown away: it is asked for the collection that comes before it.
+	if err := heapProfile(ctx, p.pprofURL, io.Discard); err != nil {
+		return memory{}, fmt.Errorf("%s: asking for a garbage collection: %w", p.proc.Name(), err)
 	}
 	families, err := p.metrics(ctx)
 	if err != nil {
@@ -46,27 +46,6 @@ func (p weighedProgram) weigh(ctx context.Context) (memory, error) {
 		return memory{}, fmt.Errorf("%s's RSS: %w", p.proc.Name(), err)
 	}
 	return memory{HeapAlloc: heap, RSS: rss}, nil
-}
-
-// collectGarbage makes the program behind pprofURL run a garbage collection: Go's heap profile
-// handler collects before it answers when asked with gc=1. The profile itself is not kept.
-func collectGarbage(ctx context.Context, pprofURL string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pprofURL+"/debug/pprof/heap?gc=1", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("asking for a garbage collection: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return fmt.Errorf("asking for a garbage collection: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("asking for a garbage collection: HTTP %d", resp.StatusCode)
-	}
-	return nil
 }
 
 // gateway and controller are the two programs the benchmark weighs.

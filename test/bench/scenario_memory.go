@@ -167,10 +167,10 @@ func (b *bench) reportController(sc string, m memory, stored storedCounts) {
 	if stored.final < large {
 		heap = notMeasured("%d final applications were stored, not %d", stored.final, large)
 	}
-	how := "just after a collection"
 	r.atMost(sc, "controller heap with "+strconv.Itoa(large/1000)+"k final", heap, "MiB", mib(controllerHeapTarget),
 		fmt.Sprintf("%d final and %d pending applications stored; right after its cache synced, while it starts on the "+
-			"pending ones; %s (heap with no application: %.1f MiB)", stored.final, stored.notFinal, how, mib(b.emptyController.HeapAlloc)))
+			"pending ones; just after a collection (heap with no application: %.1f MiB)", stored.final, stored.notFinal,
+			mib(b.emptyController.HeapAlloc)))
 	r.add(sc, "controller RSS", mib(m.RSS), "MiB", "VmRSS")
 }
 
@@ -202,8 +202,7 @@ const ringMetric = "loan_gateway_event_ring_bytes"
 // included.
 func (b *bench) reportMemory(n int, program string, m, empty memory, note string) {
 	r, sc := b.rep, scenarioMemory+" at "+strconv.Itoa(n)
-	how := "go_memstats_heap_alloc_bytes just after a collection; "
-	r.add(sc, program+" heap", mib(m.HeapAlloc), "MiB", how+note)
+	r.add(sc, program+" heap", mib(m.HeapAlloc), "MiB", "go_memstats_heap_alloc_bytes just after a collection; "+note)
 	r.add(sc, program+" RSS", mib(m.RSS), "MiB", "VmRSS")
 	r.addReading(sc, program+" heap per application, everything included", heapPerApplication(m, empty, n), "KiB",
 		fmt.Sprintf("(heap - heap with no application: %.1f MiB) / %d", mib(empty.HeapAlloc), n))
