@@ -112,10 +112,12 @@ var _ = Describe("The Helm chart", func() {
 		func(ctx context.Context) {
 			const release, gatewayNS = "lending", "default"
 			ns := newNamespace(ctx, "chart-install-")
+			// Made before the release's policy judges, which may refuse every write after the uninstall.
+			probe := newDecidedApplication(ctx, newNamespace(ctx, "chart-probe-"))
 			DeferCleanup(func(ctx context.Context) {
 				// A release left behind would leave its admission policy judging every other spec.
 				helm(ctx, "uninstall", release, "--namespace", ns, "--ignore-not-found")
-				waitUntilTheReleasesPolicyIsGone(ctx)
+				waitUntilTheReleasesPolicyIsGone(ctx, probe)
 			})
 			out := helm(ctx, "install", release, chartDir, "--namespace", ns)
 			Expect(out).To(ContainSubstring("STATUS: deployed"))
@@ -151,17 +153,16 @@ var _ = Describe("The Helm chart", func() {
 		})
 })
 
-// waitUntilTheReleasesPolicyIsGone waits until the API server admits LoanApplications again
-// after an uninstall. Its admission plugin learns of the deleted policy binding through its own
-// informer, and may learn of the deleted parameter (the ConfigMap) first: in between, the binding
-// finds no parameter and refuses every write of a LoanApplication, which a later spec would meet.
-func waitUntilTheReleasesPolicyIsGone(ctx context.Context) {
+// waitUntilTheReleasesPolicyIsGone waits until the API server judges LoanApplications by
+// config/dev's policy alone again after an uninstall, as the other specs expect: config/dev's
+// controller may record the decision of app (approved, unlabelled). The admission plugin learns
+// of the deleted binding, of the deleted parameter (the ConfigMap) and of config/dev's binding set
+// back through its informers, each in its own time; while it knows the binding without its
+// parameter, it refuses every write of a LoanApplication.
+func waitUntilTheReleasesPolicyIsGone(ctx context.Context, app *loansv1alpha1.LoanApplication) {
 	GinkgoHelper()
-	probe := &loansv1alpha1.LoanApplication{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", GenerateName: "after-uninstall-"},
-		Spec:       loansv1alpha1.LoanApplicationSpec{FirstName: "Ada", LastName: "Lovelace"},
-	}
-	Eventually(func() error { return env.Client.Create(ctx, probe.DeepCopy(), client.DryRunAll) }).
+	devController := newIdentity(controllerUser, serviceAccountGroups...)
+	Eventually(func() error { return labelApproved(ctx, devController, app, client.DryRunAll) }).
 		WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the uninstalled release's policy still judges")
 }
 
@@ -182,11 +183,28 @@ func expectPolicyFollowsTheRelease(ctx context.Context, releaseController string
 		Expect(env.Client.Create(ctx, devBinding)).To(Succeed())
 	})
 
-	ns := newNamespace(ctx, "chart-policy-")
 	controller := newIdentity(releaseController, "system:serviceaccounts", "system:authenticated")
 	devController := newIdentity(controllerUser, serviceAccountGroups...)
 	// Both may patch LoanApplications: config/dev's role and the chart's bind each. Only the
 	// policy tells them apart.
+	app := newDecidedApplication(ctx, newNamespace(ctx, "chart-policy-"))
+	// Dry runs: an attempt let through before the chart's policy is enforced stores nothing,
+	// so that every attempt starts from the unlabelled application. The admission plugin learns
+	// of the chart's binding and of config/dev's deleted one through its informer, each in its
+	// own time: wait until it refuses config/dev's controller and admits the release's.
+	Eventually(func(g Gomega) {
+		err := labelApproved(ctx, devController, app, client.DryRunAll)
+		g.Expect(err).To(MatchError(ContainSubstring("only the loan-operator controller (" + releaseController + ")")))
+		g.Expect(labelApproved(ctx, controller, app, client.DryRunAll)).To(Succeed(), "config/dev's binding still judges")
+	}).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(),
+		"the chart's policy must refuse config/dev's controller and admit the release's")
+	Expect(labelApproved(ctx, controller, app)).To(Succeed(), "the release's controller records the decision")
+}
+
+// newDecidedApplication creates an unlabelled application in ns whose status the bank approved:
+// what the controller labels next.
+func newDecidedApplication(ctx context.Context, ns string) *loansv1alpha1.LoanApplication {
+	GinkgoHelper()
 	app := &loansv1alpha1.LoanApplication{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "decided"},
 		Spec:       loansv1alpha1.LoanApplicationSpec{FirstName: "Grace", LastName: "Hopper"},
@@ -195,22 +213,17 @@ func expectPolicyFollowsTheRelease(ctx context.Context, releaseController string
 	decided := app.DeepCopy()
 	decided.Status.Phase = loansv1alpha1.PhaseApproved
 	Expect(env.Client.Status().Update(ctx, decided)).To(Succeed())
+	return app
+}
 
-	label := func(as *identity, opts ...client.PatchOption) error {
-		var current loansv1alpha1.LoanApplication
-		Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(app), &current)).To(Succeed())
-		changed := current.DeepCopy()
-		changed.Labels = map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelApproved}
-		return as.client.Patch(ctx, changed, client.MergeFrom(&current), opts...)
-	}
-	// A dry run: an attempt let through before the chart's policy is enforced stores nothing,
-	// so that every attempt starts from the unlabelled application.
-	Eventually(func(g Gomega) {
-		err := label(devController, client.DryRunAll)
-		g.Expect(err).To(MatchError(ContainSubstring("only the loan-operator controller (" + releaseController + ")")))
-	}).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(),
-		"the chart's policy must refuse config/dev's controller")
-	Expect(label(controller)).To(Succeed(), "the release's controller records the decision")
+// labelApproved sets app's status label to approved as id, with a merge patch as the controller does.
+func labelApproved(ctx context.Context, as *identity, app *loansv1alpha1.LoanApplication, opts ...client.PatchOption) error {
+	GinkgoHelper()
+	var current loansv1alpha1.LoanApplication
+	Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(app), &current)).To(Succeed())
+	changed := current.DeepCopy()
+	changed.Labels = map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelApproved}
+	return as.client.Patch(ctx, changed, client.MergeFrom(&current), opts...)
 }
 
 // canCreate asks the API server whether id may create LoanApplications in ns.
