@@ -9,12 +9,16 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
 	"github.com/lendo/loan-operator/test/testenv"
 )
 
@@ -63,7 +67,27 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	// What the local run applies: the CRD, the namespace, the identities, their roles and the
 	// admission policy. The RBAC and policy specs run against it.
 	applyRendered(ctx, "dev")
+	// The API server's authorizer learns of the roles and bindings just applied through its
+	// informers: wait until it grants each identity's rights before any spec relies on them.
+	waitUntilAllowed(ctx, gatewayUser, authorizationv1.ResourceAttributes{
+		Namespace: gatewayNamespace, Verb: "create", Group: loansv1alpha1.GroupVersion.Group, Resource: "loanapplications"})
+	waitUntilAllowed(ctx, controllerUser, authorizationv1.ResourceAttributes{
+		Verb: "patch", Group: loansv1alpha1.GroupVersion.Group, Resource: "loanapplications", Subresource: "status"})
+	waitUntilAllowed(ctx, controllerUser, authorizationv1.ResourceAttributes{
+		Namespace: systemNamespace, Verb: "create", Group: coordinationv1.GroupName, Resource: "leases"})
 })
+
+// waitUntilAllowed waits until the API server's authorizer allows user, with the groups of a
+// ServiceAccount in the operator's namespace, to do what attributes says.
+func waitUntilAllowed(ctx context.Context, user string, attributes authorizationv1.ResourceAttributes) {
+	GinkgoHelper()
+	Eventually(func(g Gomega) {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: user, Groups: serviceAccountGroups, ResourceAttributes: &attributes}}
+		g.Expect(env.Client.Create(ctx, review)).To(Succeed())
+		g.Expect(review.Status.Allowed).To(BeTrue(), "%s may not %+v: %s", user, attributes, review.Status.Reason)
+	}).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+}
 
 var _ = AfterSuite(func() {
 	if env != nil {
