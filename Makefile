@@ -244,7 +244,9 @@ HELM ?= $(LOCALBIN)/helm
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 ENVTEST_VERSION ?= v0.25.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
-SPECTRAL_VERSION ?= 6.16.3
+# Spectral's version is the one hack/tools/spectral/package.json names; its lockfile pins the rest.
+SPECTRAL_LOCK = hack/tools/spectral/package-lock.json
+SPECTRAL_VERSION := $(shell sed -n 's/.*"@stoplight\/spectral-cli": *"\([^"]*\)".*/\1/p' hack/tools/spectral/package.json)
 HELM_VERSION ?= v4.3.1
 
 .PHONY: controller-gen
@@ -262,15 +264,18 @@ golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
-# Spectral comes from the npm registry (it is written for Node.js), pinned, into a folder of its
-# version under bin/, with bin/spectral linking to its command.
+# Spectral comes from the npm registry (it is written for Node.js) into a folder of its version
+# under bin/, with bin/spectral linking to its command. npm ci installs exactly the tree that
+# hack/tools/spectral/package-lock.json pins (versions and integrity hashes), so that a clean
+# clone lints with the same code as the last one; it installs again when the lockfile changes.
 .PHONY: spectral
 spectral: $(SPECTRAL) ## Install the Spectral OpenAPI linter locally if necessary.
-$(SPECTRAL): $(LOCALBIN)
-	@[ -x "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral" ] || { \
-		echo "Installing @stoplight/spectral-cli@$(SPECTRAL_VERSION)"; \
-		npm install --prefix "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)" --no-save --no-audit --no-fund --loglevel=error \
-			@stoplight/spectral-cli@$(SPECTRAL_VERSION); \
+$(SPECTRAL): $(LOCALBIN) $(SPECTRAL_LOCK)
+	@dir="$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)"; \
+	cmp -s "$(SPECTRAL_LOCK)" "$$dir/package-lock.json" && [ -x "$$dir/node_modules/.bin/spectral" ] || { \
+		echo "Installing @stoplight/spectral-cli@$(SPECTRAL_VERSION) as $(SPECTRAL_LOCK) pins it"; \
+		rm -rf "$$dir" && mkdir -p "$$dir" && cp hack/tools/spectral/package.json "$(SPECTRAL_LOCK)" "$$dir/" && \
+		npm ci --prefix "$$dir" --no-audit --no-fund --loglevel=error; \
 	}
 	ln -sf "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral" $(SPECTRAL)
 
