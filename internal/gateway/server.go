@@ -227,23 +227,33 @@ func (g *Gateway) serveReadyz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// Server timeouts: a slow or idle client cannot hold a connection or a goroutine for long.
-const (
-	readHeaderTimeout = 5 * time.Second
-	readTimeout       = 15 * time.Second
-	writeTimeout      = 30 * time.Second
-	idleTimeout       = 120 * time.Second
-)
+// serverTimeouts bound how long a slow or idle client can hold a connection or a goroutine.
+// Waits and streams outlive the read and write timeouts by moving their own deadlines.
+type serverTimeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultServerTimeouts are the gateway's.
+var defaultServerTimeouts = serverTimeouts{
+	readHeader: 5 * time.Second,
+	read:       15 * time.Second,
+	write:      30 * time.Second,
+	idle:       120 * time.Second,
+}
 
 // NewHTTPServer is the HTTP server for handler at addr, with every timeout set.
 func NewHTTPServer(addr string, handler http.Handler) *http.Server {
+	return newHTTPServer(addr, handler, defaultServerTimeouts)
+}
+
+func newHTTPServer(addr string, handler http.Handler, timeouts serverTimeouts) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
+		ReadHeaderTimeout: timeouts.readHeader,
+		ReadTimeout:       timeouts.read,
+		WriteTimeout:      timeouts.write,
+		IdleTimeout:       timeouts.idle,
 		MaxHeaderBytes:    64 << 10,
 	}
 }
