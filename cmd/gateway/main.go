@@ -118,12 +118,9 @@ func main() {
 	}
 }
 
-func run(f flags) error {
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return fmt.Errorf("loading the Kubernetes client configuration: %w", err)
-	}
-	gw, err := gateway.New(restConfig(cfg, f), gateway.Options{
+// gatewayOptions are the gateway's options as the flags set them.
+func gatewayOptions(f flags) gateway.Options {
+	return gateway.Options{
 		Namespace: f.namespace,
 		// Read again whenever it changes: a rotated token needs no restart.
 		AuthTokenFile:         f.authTokenFile,
@@ -138,7 +135,15 @@ func run(f flags) error {
 		// controller-runtime's metrics server serves.
 		MetricsRegistry:        ctrlmetrics.Registry,
 		MetricsServedElsewhere: f.metricsAddr != "",
-	})
+	}
+}
+
+func run(f flags) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("loading the Kubernetes client configuration: %w", err)
+	}
+	gw, err := gateway.New(restConfig(cfg, f), gatewayOptions(f))
 	if err != nil {
 		return err
 	}

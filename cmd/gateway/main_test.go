@@ -3,8 +3,14 @@ package main
 import (
 	"flag"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/lendo/loan-operator/internal/gateway"
 )
 
 func parse(t *testing.T, args ...string) (flags, error) {
@@ -53,5 +59,35 @@ func TestEveryFlagIsDocumented(t *testing.T) {
 		if fs.Lookup(name) == nil {
 			t.Errorf("no --%s flag", name)
 		}
+	}
+}
+
+// The bounds a deployment sets on the command line reach the gateway, and their defaults are
+// the gateway's.
+func TestFlagsReachTheGatewaysOptions(t *testing.T) {
+	f, err := parse(t, "--namespace=lending", "--auth-token-file=/var/run/token", "--request-timeout=7s",
+		"--max-inflight-creates=11", "--max-uncached-gets-per-second=13", "--max-waiters=17", "--max-wait=19s",
+		"--max-streams=23", "--metrics-bind-address=:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := gatewayOptions(f)
+	want := gateway.Options{Namespace: "lending", AuthTokenFile: "/var/run/token", RequestTimeout: 7 * time.Second,
+		MaxInflightCreates: 11, FallbackGetsPerSecond: 13, MaxWaiters: 17, MaxWait: 19 * time.Second, MaxStreams: 23,
+		MetricsServedElsewhere: true}
+	got.Log, got.MetricsRegistry = logr.Logger{}, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("options\n got %+v\nwant %+v", got, want)
+	}
+
+	f, err = parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = gatewayOptions(f)
+	if got.MaxInflightCreates != gateway.DefaultMaxInflightCreates || got.MaxWaiters != gateway.DefaultMaxWaiters ||
+		got.MaxStreams != gateway.DefaultMaxStreams || got.MaxWait != gateway.DefaultMaxWait ||
+		got.FallbackGetsPerSecond != gateway.DefaultFallbackGetsPerSecond || got.MetricsServedElsewhere {
+		t.Errorf("the defaults: %+v", got)
 	}
 }
