@@ -51,13 +51,17 @@ var _ = Describe("The gateway under 2,000 concurrent clients", Ordered, func() {
 			seed := createThroughGateway(ctx, stack.GatewayURL, "Load", "Seed")
 
 			tally := runGatewayLoad(ctx, stack.GatewayURL, seed)
-			GinkgoWriter.Printf("answers by status: %v; transport errors: %d\n", tally.byStatus(), tally.errors.Load())
+			GinkgoWriter.Printf("answers by status: %v; waits refused at --max-waiters: %d; transport errors: %d\n",
+				tally.byStatus(), tally.waitsRefused.Load(), tally.errors.Load())
 			Expect(tally.errors.Load()).To(BeZero(), "every request got an answer: %s", tally.firstError())
 			for status := range tally.byStatus() {
 				Expect(status).To(BeElementOf(http.StatusOK, http.StatusCreated, http.StatusTooManyRequests, http.StatusServiceUnavailable))
 			}
 			Expect(tally.withoutRetryAfter.Load()).To(BeZero(), "a 429 or 503 without Retry-After")
 			Expect(tally.byStatus()[http.StatusCreated]).To(BeNumerically(">", 0))
+			// The bounds were reached, so the answers above are those of a gateway shedding load.
+			Expect(tally.byStatus()[http.StatusTooManyRequests]).To(BeNumerically(">", 0), "no create was shed")
+			Expect(tally.waitsRefused.Load()).To(BeNumerically(">", 0), "no wait was refused at --max-waiters")
 
 			var stored loansv1alpha1.LoanApplicationList
 			Expect(stack.Client.List(ctx, &stored, client.InNamespace("default"))).To(Succeed())
@@ -88,11 +92,16 @@ type loadTally struct {
 	firstErr          error
 	errors            atomic.Int64
 	withoutRetryAfter atomic.Int64
+	// waitsRefused counts the 503s of waits refused at --max-waiters.
+	waitsRefused atomic.Int64
 }
 
-func (t *loadTally) record(status int, header http.Header, createdID string) {
+func (t *loadTally) record(status int, header http.Header, createdID string, waitRefused bool) {
 	if (status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable) && header.Get("Retry-After") == "" {
 		t.withoutRetryAfter.Add(1)
+	}
+	if waitRefused && status == http.StatusServiceUnavailable {
+		t.waitsRefused.Add(1)
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -134,7 +143,9 @@ func (t *loadTally) firstError() error {
 }
 
 // runGatewayLoad runs loadClients clients for loadDuration, each in a loop: a create (1 in 10),
-// a GET of an application that exists (with a 1-second wait, 1 in 5 of those), or a list.
+// a 1-second wait for the decision of the client's latest application, still pending most of
+// the time (2 in 10; the seed until the client has created one), a GET of the seed (5 in 10), or
+// a list.
 func runGatewayLoad(ctx context.Context, gatewayURL, seed string) *loadTally {
 	transport := &http.Transport{MaxIdleConnsPerHost: loadClients, MaxConnsPerHost: loadClients}
 	defer transport.CloseIdleConnections()
@@ -147,8 +158,11 @@ func runGatewayLoad(ctx context.Context, gatewayURL, seed string) *loadTally {
 		go func() {
 			defer GinkgoRecover()
 			defer wg.Done()
+			latest := seed
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
-				loadRequest(ctx, httpc, gatewayURL, seed, fmt.Sprintf("c%d-%d", c, i), tally)
+				if created := loadRequest(ctx, httpc, gatewayURL, seed, latest, fmt.Sprintf("c%d-%d", c, i), tally); created != "" {
+					latest = created
+				}
 			}
 		}()
 	}
@@ -156,11 +170,12 @@ func runGatewayLoad(ctx context.Context, gatewayURL, seed string) *loadTally {
 	return tally
 }
 
-// loadRequest sends one request of the mix and records its answer.
-func loadRequest(ctx context.Context, httpc *http.Client, gatewayURL, seed, tag string, tally *loadTally) {
+// loadRequest sends one request of the mix, records its answer and returns the id of the
+// application it created, if it did.
+func loadRequest(ctx context.Context, httpc *http.Client, gatewayURL, seed, latest, tag string, tally *loadTally) string {
 	var req *http.Request
 	var err error
-	isCreate := false
+	isCreate, waits := false, false
 	switch n := rand.IntN(10); {
 	case n == 0:
 		isCreate = true
@@ -170,7 +185,8 @@ func loadRequest(ctx context.Context, httpc *http.Client, gatewayURL, seed, tag 
 			req.Header.Set("Content-Type", "application/json")
 		}
 	case n <= 2:
-		req, err = http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL+"/api/v1/applications/"+seed+"?wait=1s", nil)
+		waits = true
+		req, err = http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL+"/api/v1/applications/"+latest+"?wait=1s", nil)
 	case n <= 7:
 		req, err = http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL+"/api/v1/applications/"+seed, nil)
 	default:
@@ -178,21 +194,25 @@ func loadRequest(ctx context.Context, httpc *http.Client, gatewayURL, seed, tag 
 	}
 	if err != nil {
 		tally.fail(err)
-		return
+		return ""
 	}
 	resp, err := httpc.Do(req)
 	if err != nil {
 		tally.fail(err)
-		return
+		return ""
 	}
 	defer func() { _ = resp.Body.Close() }()
 	id := ""
 	if isCreate && resp.StatusCode == http.StatusCreated {
 		id = strings.TrimPrefix(resp.Header.Get("Location"), "/api/v1/applications/")
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	tally.record(resp.StatusCode, resp.Header, id)
+	body, _ := io.ReadAll(resp.Body)
+	tally.record(resp.StatusCode, resp.Header, id, waits && strings.Contains(string(body), waitersRefused))
+	return id
 }
+
+// waitersRefused is the detail of the gateway's answer to a wait above --max-waiters.
+const waitersRefused = "too many requests are waiting for decisions"
 
 // runtimeFigures are the gateway's goroutines and heap, from its /metrics.
 type runtimeFigures struct {
