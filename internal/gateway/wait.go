@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -52,9 +53,12 @@ func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		// Names the wait applied: the one asked for, or the maximum when it asked for more. Only
-		// on the answer that applied it, not on a refusal.
-		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+		// on the answer that applied it, not on a refusal. RFC 7240 counts whole seconds: part of
+		// a second is named as the whole second it falls within.
+		w.Header().Set("Preference-Applied", "wait="+strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
 	}
+	// The answer depends on Prefer: a cache must not serve one client's wait to another.
+	w.Header().Add("Vary", "Prefer")
 	writeApplication(w, r, app)
 }
 
@@ -163,13 +167,25 @@ func (g *Gateway) parseWait(r *http.Request) (time.Duration, *problem) {
 	return min(wait, g.opts.MaxWait), nil
 }
 
-// parseWaitValue reads "30s", "1m" or "30" (seconds); negative values are refused.
+// waitSyntax is the grammar of ?wait=, as openapi.yaml's pattern for it states: whole seconds,
+// or one or more decimal numbers each with a unit, as Go writes durations (1m30s, 1.5s). No sign:
+// a negative wait is none, and a plus adds nothing.
+var waitSyntax = regexp.MustCompile(`^([0-9]+|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`)
+
+// parseWaitValue reads a wait in waitSyntax. One too long for a Duration is the longest Duration:
+// it is cut to the maximum like any other long wait.
 func parseWaitValue(raw string) (time.Duration, bool) {
+	if !waitSyntax.MatchString(raw) {
+		return 0, false
+	}
 	if d, isNumber, ok := parseSeconds(raw); isNumber {
 		return d, ok
 	}
 	d, err := time.ParseDuration(raw)
-	return d, err == nil && d >= 0
+	if err != nil { // well formed, so too long
+		return math.MaxInt64, true
+	}
+	return d, true
 }
 
 // parseSeconds reads a whole number of seconds; isNumber is false when raw is not a number, ok

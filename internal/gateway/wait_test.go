@@ -68,6 +68,16 @@ var _ = Describe("Waiting for a decision", func() {
 		Expect(a.status).To(Equal(http.StatusOK))
 		Expect(a.application().Status).To(Equal(loansv1alpha1.LabelPending))
 		Expect(a.header.Get("Preference-Applied")).To(Equal("wait=1"))
+		Expect(a.header.Values("Vary")).To(ContainElement("Prefer"), "the answer depends on Prefer (RFC 7240)")
+	})
+
+	It("names a wait of part of a second as the whole second it falls within", func() {
+		id := created()
+		start := time.Now()
+		a := gw.get(applicationsPath + "/" + id + "?wait=1500ms")
+		Expect(time.Since(start)).To(And(BeNumerically(">=", 1500*time.Millisecond), BeNumerically("<", atOnce)))
+		Expect(a.application().Status).To(Equal(loansv1alpha1.LabelPending))
+		Expect(a.header.Get("Preference-Applied")).To(Equal("wait=2"))
 	})
 
 	It("cuts a wait above the maximum to it, and says so", func() {

@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 func TestParseWaitCutsEveryLongWaitToTheMaximum(t *testing.T) {
@@ -51,6 +54,53 @@ func TestParseWaitRefusesANegativeWait(t *testing.T) {
 		r := httptest.NewRequest(http.MethodGet, "/api/v1/applications/app-x?wait="+raw, nil)
 		if _, p := g.parseWait(r); p == nil || p.Status != http.StatusBadRequest {
 			t.Errorf("wait=%s: want 400, got %+v", raw, p)
+		}
+	}
+}
+
+// The document states the grammar of ?wait= as a pattern; the gateway must read exactly that.
+func TestWaitGrammarIsTheDocumentsPattern(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(openAPIYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := doc.Paths.Find("/api/v1/applications/{id}").Get
+	param := op.Parameters.GetByInAndName("query", "wait")
+	if param == nil {
+		t.Fatal("no ?wait= parameter in the document")
+	}
+	if got := param.Schema.Value.Pattern; got != waitSyntax.String() {
+		t.Errorf("the document's pattern %q, the gateway's %q", got, waitSyntax.String())
+	}
+}
+
+func TestParseWaitValue(t *testing.T) {
+	for _, c := range []struct {
+		raw  string
+		want time.Duration
+		ok   bool
+	}{
+		{"30", 30 * time.Second, true},
+		{"0", 0, true},
+		{"0s", 0, true},
+		{"1m30s", 90 * time.Second, true},
+		{"1.5s", 1500 * time.Millisecond, true},
+		{"250ms", 250 * time.Millisecond, true},
+		{"2h", 2 * time.Hour, true},
+		// Well formed but too long for a Duration: the longest, which the maximum then cuts.
+		{"9999999999h", math.MaxInt64, true},
+		{"1.5", 0, false}, // a fraction needs a unit
+		{"+5", 0, false},
+		{"-1s", 0, false},
+		{".5s", 0, false},
+		{"5.s", 0, false},
+		{"1d", 0, false},
+		{"30 s", 0, false},
+		{"", 0, false},
+	} {
+		got, ok := parseWaitValue(c.raw)
+		if ok != c.ok || got != c.want {
+			t.Errorf("%q: %v, %v; want %v, %v", c.raw, got, ok, c.want, c.ok)
 		}
 	}
 }
