@@ -149,6 +149,25 @@ var _ = Describe("The event stream", func() {
 	})
 })
 
+var _ = Describe("The event stream's bound", func() {
+	It("answers 503 with Retry-After above --max-streams, and serves again once a stream ends", func(ctx context.Context) {
+		gw := startGateway(ctx, Options{MaxStreams: 2})
+		first, closeFirst := context.WithCancel(ctx)
+		gw.openStream(first, "")
+		gw.openStream(ctx, "")
+		Eventually(gw.streams.inUse.Load).Should(BeEquivalentTo(2))
+
+		a := gw.get(applicationsPath + "/events")
+		Expect(a.status).To(Equal(http.StatusServiceUnavailable))
+		Expect(a.header.Get("Retry-After")).NotTo(BeEmpty())
+		Expect(string(a.body)).To(ContainSubstring("too many event streams are open"))
+
+		closeFirst()
+		Eventually(gw.streams.inUse.Load).Should(BeEquivalentTo(1), "a stream whose client left is freed")
+		gw.openStream(ctx, "")
+	})
+})
+
 // nonComment answers the next event that is not a comment if one is already there, else none.
 func nonComment(events <-chan sseEvent) sseEvent {
 	for {
