@@ -24,13 +24,6 @@ const DefaultTokenReloadInterval = time.Second
 type bearerTokens struct {
 	digest atomic.Pointer[[sha256.Size]byte]
 	file   string
-	// seen is what the file looked like when last read: its modification time and size.
-	seen fileStamp
-}
-
-type fileStamp struct {
-	modTime time.Time
-	size    int64
 }
 
 // newBearerTokens answers the token holder: the file's token when file is set, else the fixed
@@ -68,23 +61,16 @@ func ReadTokenFile(path string) (string, error) {
 	return token, nil
 }
 
-// reload reads the file again when it changed since the last read. A file that cannot be read
-// or is empty keeps the previous token: a half-written rotation must not open the API.
+// reload reads the file again. It reads it whole, every time: a token file is a few bytes, and
+// its modification time and size cannot tell a same-length token written within one tick of the
+// clock. A file that cannot be read or is empty keeps the previous token: a half-written
+// rotation must not open the API.
 func (t *bearerTokens) reload() error {
-	info, err := os.Stat(t.file)
-	if err != nil {
-		return fmt.Errorf("reading the auth token file: %w", err)
-	}
-	stamp := fileStamp{modTime: info.ModTime(), size: info.Size()}
-	if stamp == t.seen && t.digest.Load() != nil {
-		return nil
-	}
 	token, err := ReadTokenFile(t.file)
 	if err != nil {
 		return err
 	}
 	t.set(token)
-	t.seen = stamp
 	return nil
 }
 

@@ -36,6 +36,17 @@ var _ = Describe("A bearer token read from a file", func() {
 		Expect(statusWith("first-token")).To(Equal(http.StatusUnauthorized))
 	})
 
+	It("takes a token of the same length written in place with the same modification time", func() {
+		Expect(statusWith("first-token")).To(Equal(http.StatusOK))
+		before, err := os.Stat(file)
+		Expect(err).NotTo(HaveOccurred())
+		// As a write within one tick of a coarse clock leaves it: nothing but the content differs.
+		Expect(os.WriteFile(file, []byte("other-token\n"), 0o600)).To(Succeed())
+		Expect(os.Chtimes(file, before.ModTime(), before.ModTime())).To(Succeed())
+		Eventually(statusWith).WithArguments("other-token").WithTimeout(2 * time.Second).Should(Equal(http.StatusOK))
+		Expect(statusWith("first-token")).To(Equal(http.StatusUnauthorized))
+	})
+
 	It("keeps the last token while the file is empty or gone", func() {
 		Expect(os.WriteFile(file, nil, 0o600)).To(Succeed())
 		Consistently(statusWith).WithArguments("first-token").WithTimeout(300 * time.Millisecond).Should(Equal(http.StatusOK))
