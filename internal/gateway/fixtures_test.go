@@ -31,6 +31,7 @@ func init() {
 type apiServerCalls struct {
 	gets  atomic.Int64 // GETs of one application (not lists nor watches)
 	posts atomic.Int64
+	all   atomic.Int64 // every request: gets, posts, lists, watches and the rest
 	// postDelay holds each create's answer; getDelay each GET's. failPostAfter, when set, drops
 	// the answer of each create after it was made, as a timeout on a loaded API server does.
 	postDelay     time.Duration
@@ -59,6 +60,7 @@ func (c *apiServerCalls) wrap(cfg *rest.Config) *rest.Config {
 	out := rest.CopyConfig(cfg)
 	out.WrapTransport = func(next http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			c.all.Add(1)
 			switch {
 			case req.Method == http.MethodPost:
 				c.posts.Add(1)
