@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -35,6 +36,23 @@ var _ = Describe("An Idempotency-Key under concurrency", func() {
 		stored := applicationsIn(ctx, gw.namespace)
 		Expect(stored).To(HaveLen(1))
 		Expect(named).To(Equal(map[string]int{stored[0].Name: 50}))
+	})
+
+	It("sends one create to the API server for duplicates that arrive while the first is in flight", func(ctx context.Context) {
+		calls := &apiServerCalls{postDelay: 500 * time.Millisecond}
+		slow := startGatewayWithCalls(ctx, Options{}, calls)
+		var mu sync.Mutex
+		statuses := map[int]int{}
+		concurrently(10, func(int) {
+			a := slow.postJSON(`{"first_name": "In", "last_name": "Flight"}`, idempotencyHeader, "flight-key")
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[a.status]++
+		})
+		Expect(statuses).To(Equal(map[int]int{http.StatusCreated: 1, http.StatusOK: 9}))
+		// The duplicates joined the first create here instead of each making one that the API
+		// server refused as AlreadyExists.
+		Expect(calls.posts.Load()).To(BeEquivalentTo(1))
 	})
 
 	It("lets exactly one of two bodies win under one key; the others are answered 422", func(ctx context.Context) {
