@@ -61,6 +61,8 @@ type feed struct {
 type decisionWait struct {
 	decided chan struct{}
 	waiters int
+	// seenAt is when the cache saw the decision: set before decided is closed, read after.
+	seenAt time.Time
 }
 
 func newFeed(window int) *feed {
@@ -149,15 +151,17 @@ func (f *feed) wake(name string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if w, ok := f.waits[name]; ok {
+		w.seenAt = time.Now()
 		close(w.decided)
 		delete(f.waits, name)
 	}
 }
 
-// awaitDecision registers a waiter on the application; the channel is closed when it is
-// decided (or deleted). release must be called when the waiter is done, at once when its client
-// goes away, so that the registration costs nothing after.
-func (f *feed) awaitDecision(name string) (decided <-chan struct{}, release func()) {
+// awaitDecision registers a waiter on the application; its decided channel is closed when it
+// is decided (or deleted), and its seenAt then tells when. release must be called when the
+// waiter is done, at once when its client goes away, so that the registration costs nothing
+// after.
+func (f *feed) awaitDecision(name string) (wait *decisionWait, release func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	w, ok := f.waits[name]
@@ -166,7 +170,7 @@ func (f *feed) awaitDecision(name string) (decided <-chan struct{}, release func
 		f.waits[name] = w
 	}
 	w.waiters++
-	return w.decided, func() {
+	return w, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		w.waiters--

@@ -26,6 +26,9 @@ type metrics struct {
 	registry ctrlmetrics.RegistererGatherer
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// waitAnswerDelay is, for each wait a decision ended, the time from the cache seeing the
+	// decision to the answer.
+	waitAnswerDelay prometheus.Histogram
 }
 
 // newMetrics registers the gateway's metrics in registry (a new registry when nil). It fails
@@ -46,8 +49,14 @@ func newMetrics(registry ctrlmetrics.RegistererGatherer) (*metrics, error) {
 			// From a cache read (sub-millisecond) to a create waiting on a busy API server.
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"route", "method"}),
+		waitAnswerDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "loan_gateway_wait_answer_delay_seconds",
+			Help: "Time from the gateway's cache seeing an application decided to the answer of each GET waiting for it.",
+			// 100 ms is the bound the gateway is held to: a bucket ends there.
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.waitAnswerDelay} {
 		if err := registry.Register(c); err != nil {
 			return nil, fmt.Errorf("gateway: registering its metrics: %w", err)
 		}

@@ -43,9 +43,10 @@ func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
 		g.writeAPIError(w, r, err)
 		return
 	}
+	var cacheSawDecision time.Time
 	if wait > 0 {
 		if !isDecided(app) {
-			if app, p = g.waitForDecision(w, r, app, wait); p != nil {
+			if app, cacheSawDecision, p = g.waitForDecision(w, r, app, wait); p != nil {
 				if p != errClientGone { // nobody is left to answer
 					writeProblem(w, p)
 				}
@@ -60,6 +61,9 @@ func (g *Gateway) getApplication(w http.ResponseWriter, r *http.Request) {
 	// The answer depends on Prefer: a cache must not serve one client's wait to another.
 	w.Header().Add("Vary", "Prefer")
 	writeApplication(w, r, app)
+	if !cacheSawDecision.IsZero() {
+		g.metrics.waitAnswerDelay.Observe(time.Since(cacheSawDecision).Seconds())
+	}
 }
 
 // readApplication reads id from the cache; when the cache does not hold it, from what this
@@ -81,20 +85,22 @@ func (g *Gateway) readApplication(r *http.Request, id string) (*loansv1alpha1.Lo
 var errClientGone = newProblem(statusClientClosedRequest, "the client went away")
 
 // waitForDecision holds the request until app is decided, the wait ends or the client goes
-// away, and answers the application as the cache then holds it.
+// away, and answers the application as the cache then holds it, and when the cache saw the
+// decision that ended the wait (zero when none did).
 func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *loansv1alpha1.LoanApplication,
-	wait time.Duration) (*loansv1alpha1.LoanApplication, *problem) {
+	wait time.Duration) (*loansv1alpha1.LoanApplication, time.Time, *problem) {
 	if !g.waiters.tryAcquire() {
-		return nil, tooBusy(http.StatusServiceUnavailable, "too many requests are waiting for decisions; retry later")
+		return nil, time.Time{}, tooBusy(http.StatusServiceUnavailable, "too many requests are waiting for decisions; retry later")
 	}
 	defer g.waiters.release()
-	decided, release := g.feed.awaitDecision(app.Name)
+	decision, release := g.feed.awaitDecision(app.Name)
 	defer release()
 	// The decision may have come between the read and the registration: read again.
 	inCache := false
 	if latest, err := g.store.fromCache(r.Context(), app.Name); err == nil {
 		app, inCache = latest, true
 	}
+	var seenAt time.Time
 	if !isDecided(app) {
 		// The server's timeouts are for requests that do not wait: the read timeout would cancel
 		// the request at its expiry, the write timeout refuse the answer.
@@ -104,21 +110,22 @@ func (g *Gateway) waitForDecision(w http.ResponseWriter, r *http.Request, app *l
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		select {
-		case <-decided:
+		case <-decision.decided:
+			seenAt = decision.seenAt
 		case <-timer.C:
 		case <-g.draining: // the gateway stops: answer now, as when the wait ends
 		case <-r.Context().Done():
-			return nil, errClientGone
+			return nil, time.Time{}, errClientGone
 		}
 	}
 	latest, err := g.store.fromCache(r.Context(), app.Name)
 	switch {
 	case apierrors.IsNotFound(err) && inCache: // deleted while it waited
-		return nil, problemFromAPIError(err)
+		return nil, time.Time{}, problemFromAPIError(err)
 	case err != nil: // the cache has not seen it yet: it exists as it was read
-		return app, nil
+		return app, seenAt, nil
 	}
-	return latest, nil
+	return latest, seenAt, nil
 }
 
 // writeApplication answers app with its ETag (the resourceVersion), or 304 when the client's

@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	loansv1alpha1 "github.com/lendo/loan-operator/api/v1alpha1"
@@ -57,6 +58,12 @@ var _ = Describe("Waiting for a decision", func() {
 		Expect(a.application().Status).To(Equal(loansv1alpha1.LabelApproved))
 		Expect(a.header.Get("Preference-Applied")).To(Equal("wait=10"))
 		Expect(gw.waiters.inUse.Load()).To(BeZero())
+
+		// The delay from the cache seeing the decision to the answer is measured, once.
+		var delay dto.Metric
+		Expect(gw.metrics.waitAnswerDelay.Write(&delay)).To(Succeed())
+		Expect(delay.GetHistogram().GetSampleCount()).To(BeEquivalentTo(1))
+		Expect(delay.GetHistogram().GetSampleSum()).To(BeNumerically("<", time.Since(decidedAt).Seconds()))
 	})
 
 	It("accepts Prefer: wait=N (RFC 7240) and answers the pending application when the wait ends", func() {
