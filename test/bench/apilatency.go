@@ -74,6 +74,20 @@ func (b buckets) quantile(q float64) reading {
 	return notMeasured("the buckets do not add up")
 }
 
+// within is the share of the observations at or below bound, which must be one of the
+// histogram's bounds: a histogram tells nothing finer.
+func (b buckets) within(bound float64) reading {
+	total := b[math.Inf(1)]
+	at, ok := b[bound]
+	switch {
+	case total <= 0:
+		return notMeasured("nothing observed")
+	case !ok:
+		return notMeasured("%v is not a bound of the buckets", bound)
+	}
+	return measured(at / total)
+}
+
 // requestDurations is the API server's latency histogram, labelled by verb, resource and
 // subresource: its own measure of each request, from the start of its handling to its answer.
 const requestDurations = "apiserver_request_duration_seconds"

@@ -95,3 +95,16 @@ func TestAQuantileBeyondTheLastBucketIsNotMeasured(t *testing.T) {
 		t.Errorf("p50 within the buckets: %s", got.missing)
 	}
 }
+
+func TestWithinIsTheShareAtOrBelowABound(t *testing.T) {
+	b := buckets{0.05: 90, 0.1: 99, 0.25: 100, math.Inf(1): 100}
+	if got := b.within(0.1); !got.ok() || got.value != 0.99 {
+		t.Errorf("within 100 ms: %+v, want 0.99", got)
+	}
+	if got := b.within(0.2); got.ok() {
+		t.Errorf("within a bound the histogram does not have: %+v, want not measured", got)
+	}
+	if got := (buckets{0.1: 0, math.Inf(1): 0}).within(0.1); got.ok() {
+		t.Errorf("with nothing observed: %+v, want not measured", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,7 +26,8 @@ const (
 	waiterCount = 1_000
 	streamCount = 100
 	// waiterTarget is the most time, at the 99th percentile, from the moment a decision is seen
-	// on the watch to its answer reaching the waiting client.
+	// to its answer: by the gateway's cache to the gateway's answer (its own histogram), and by
+	// the benchmark's watch to the answer reaching the waiting client.
 	waiterTarget = 100 * time.Millisecond
 	// waiterWindow is the bank's assessment in this scenario: long enough that every waiter and
 	// stream is open, and the memory sampled, before the first decision; short enough that
@@ -37,9 +39,10 @@ const (
 
 // waitersAndStreams is scenario 6: waiterCount applications created through the gateway, one
 // GET ?wait=60s on each and streamCount event streams open while the bank decides them. Each
-// waiter must get its decision, p99 within waiterTarget of the moment the benchmark's own watch
-// (an informer like the gateway's cache, fed by the same API server) saw it; the heap per waiter
-// and per stream, and the goroutines back at their baseline once all are closed.
+// waiter must get its decision, p99 within waiterTarget of the moment the gateway's cache saw it
+// (the gateway's histogram) and of the moment the benchmark's own watch (an informer like the
+// gateway's cache, fed by the same API server) saw it, to the answer's arrival; the heap per
+// waiter and per stream, and the goroutines back at their baseline once all are closed.
 func (b *bench) waitersAndStreams(ctx context.Context) error {
 	sc := scenarioWaiters
 	stopWatch, err := b.ensureWatch(ctx)
@@ -81,6 +84,10 @@ func (b *bench) waitersAndStreams(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	delaysBefore, err := b.waitAnswerDelays(ctx)
+	if err != nil {
+		return err
+	}
 	// Every waiter and stream is open and weighed: the decisions may come.
 	if err := b.sys.hastenBank(ctx, hastenFirstIn); err != nil {
 		return err
@@ -88,8 +95,13 @@ func (b *bench) waitersAndStreams(ctx context.Context) error {
 	answers := waiters.wait()
 	closeStreams()
 	events := streams.wait()
+	delaysAfter, err := b.waitAnswerDelays(ctx)
+	if err != nil {
+		return err
+	}
 
 	b.reportWaiters(sc, keys, answers, events)
+	b.reportWaitAnswerDelays(sc, delaysAfter.since(delaysBefore), len(keys))
 	b.reportFootprint(sc, base, withStreams, withWaiters, len(keys))
 	return b.checkGoroutinesBack(ctx, sc, base)
 }
@@ -165,6 +177,36 @@ func (b *bench) reportWaiters(sc string, keys []types.NamespacedName, answers ma
 	r.check(sc, "every stream sent every decision", missedEvents == 0,
 		fmt.Sprintf("%d of %d decided events missing", missedEvents, len(keys)*len(events)))
 	r.addReading(sc, "stream event after the decision p99", percentileIn(streamLags, 99, milliUnit), "ms", note)
+}
+
+// waitAnswerDelayMetric is the gateway's histogram of the time from its cache seeing a decision
+// to the answer of each wait that decision ended.
+const waitAnswerDelayMetric = "loan_gateway_wait_answer_delay_seconds"
+
+func (b *bench) waitAnswerDelays(ctx context.Context) (buckets, error) {
+	families, err := b.sys.gatewayMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	delays := families.histogramBuckets(waitAnswerDelayMetric, nil)
+	if delays == nil {
+		return nil, fmt.Errorf("the gateway does not export %s", waitAnswerDelayMetric)
+	}
+	return delays, nil
+}
+
+// reportWaitAnswerDelays judges the waiters by the issue's own measure, which only the gateway
+// can take: from its cache seeing the decision to the answer. Its histogram has a bound at
+// waiterTarget, so the share of answers within it is exact, and p99 <= waiterTarget exactly
+// when that share is at least 99%.
+func (b *bench) reportWaitAnswerDelays(sc string, delays buckets, waiters int) {
+	note := fmt.Sprintf("%s over the scenario: %.0f answers to %d waits", waitAnswerDelayMetric,
+		delays[math.Inf(1)], waiters)
+	share := delays.within(waiterTarget.Seconds()).then(func(v float64) float64 { return 100 * v })
+	b.rep.atLeast(sc, "waiters answered within 100 ms of the gateway's cache seeing the decision", share, "%", 99, note)
+	p99 := delays.quantile(0.99).then(func(s float64) float64 { return 1000 * s })
+	b.rep.addReading(sc, "waiter answer after the gateway's cache saw the decision p99", p99, "ms",
+		note+", interpolated within a bucket (bounds 1, 2.5, 5, 10, 25, 50, 100 ms, ...)")
 }
 
 func (b *bench) reportFootprint(sc string, base, withStreams, withWaiters footprint, waiters int) {
