@@ -96,6 +96,23 @@ var _ = Describe("Waiting for a decision", func() {
 		Expect(a.header.Get("Preference-Applied")).To(Equal("wait=10"))
 	})
 
+	It("answers a wait at once, with the application as it is, when the gateway drains for a shutdown", func() {
+		id := created()
+		answered := make(chan answer, 1)
+		go func() {
+			defer GinkgoRecover()
+			answered <- gw.get(applicationsPath + "/" + id + waitParam)
+		}()
+		Eventually(gw.waiters.inUse.Load).Should(BeEquivalentTo(1))
+		drainedAt := time.Now()
+		gw.Drain()
+		var a answer
+		Eventually(answered).WithTimeout(maxWait).Should(Receive(&a))
+		Expect(time.Since(drainedAt)).To(BeNumerically("<", atOnce), "a wait must not hold the shutdown")
+		Expect(a.status).To(Equal(http.StatusOK))
+		Expect(a.application().Status).To(Equal(loansv1alpha1.LabelPending))
+	})
+
 	It("answers a decided application at once", func(ctx context.Context) {
 		id := created()
 		decide(ctx, gw.namespace, id, loansv1alpha1.LabelRejected)
