@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"syscall"
@@ -121,8 +122,16 @@ var _ = Describe("The event stream", func() {
 
 	It("disconnects a client too slow to read, and ends its stream", func(ctx context.Context) {
 		gw.streamStall = 500 * time.Millisecond
+		// The kernel grows a socket's send buffer to megabytes when the receiver's window is
+		// small (Linux sizes it by the congestion window, and loopback segments are 64 KiB), so
+		// that the gateway's writes would not block for thousands of events: the server's
+		// sockets get a fixed small send buffer, as a crowded host's may have.
+		srv := httptest.NewUnstartedServer(gw.Handler())
+		srv.Listener = smallSendBuffers{srv.Listener}
+		srv.Start()
+		DeferCleanup(srv.Close)
 		// A client that sends the request and never reads, with a small receive buffer.
-		u, err := url.Parse(gw.url)
+		u, err := url.Parse(srv.URL)
 		Expect(err).NotTo(HaveOccurred())
 		// The receive buffer is set before connecting, so that the window it advertises is small.
 		dialer := net.Dialer{Control: func(_, _ string, raw syscall.RawConn) error {
@@ -167,6 +176,18 @@ var _ = Describe("The event stream's bound", func() {
 		gw.openStream(ctx, "")
 	})
 })
+
+// smallSendBuffers gives each accepted connection a send buffer of 4 KiB, which the kernel
+// then keeps instead of growing it.
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	conn, err := l.Listener.Accept()
+	if tcp, ok := conn.(*net.TCPConn); ok {
+		err = errors.Join(err, tcp.SetWriteBuffer(4096))
+	}
+	return conn, err
+}
 
 // nonComment answers the next event that is not a comment if one is already there, else none.
 func nonComment(events <-chan sseEvent) sseEvent {
