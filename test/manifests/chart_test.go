@@ -162,8 +162,12 @@ var _ = Describe("The Helm chart", func() {
 func waitUntilTheReleasesPolicyIsGone(ctx context.Context, app *loansv1alpha1.LoanApplication) {
 	GinkgoHelper()
 	devController := newIdentity(controllerUser, serviceAccountGroups...)
-	Eventually(func() error { return labelApproved(ctx, devController, app, client.DryRunAll) }).
-		WithTimeout(30*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the uninstalled release's policy still judges")
+	Eventually(func(g Gomega) {
+		g.Expect(labelApproved(ctx, devController.client, app, client.DryRunAll)).To(Succeed(), "the uninstalled release's policy still judges")
+		// And config/dev's policy is back: it refuses anyone else.
+		g.Expect(labelApproved(ctx, env.Client, app, client.DryRunAll)).
+			To(MatchError(ContainSubstring("only the loan-operator controller (" + controllerUser + ")")))
+	}).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 }
 
 // expectPolicyFollowsTheRelease checks, by impersonation, that the chart's admission policy lets
@@ -193,12 +197,12 @@ func expectPolicyFollowsTheRelease(ctx context.Context, releaseController string
 	// of the chart's binding and of config/dev's deleted one through its informer, each in its
 	// own time: wait until it refuses config/dev's controller and admits the release's.
 	Eventually(func(g Gomega) {
-		err := labelApproved(ctx, devController, app, client.DryRunAll)
+		err := labelApproved(ctx, devController.client, app, client.DryRunAll)
 		g.Expect(err).To(MatchError(ContainSubstring("only the loan-operator controller (" + releaseController + ")")))
-		g.Expect(labelApproved(ctx, controller, app, client.DryRunAll)).To(Succeed(), "config/dev's binding still judges")
+		g.Expect(labelApproved(ctx, controller.client, app, client.DryRunAll)).To(Succeed(), "config/dev's binding still judges")
 	}).WithTimeout(30*time.Second).WithPolling(200*time.Millisecond).Should(Succeed(),
 		"the chart's policy must refuse config/dev's controller and admit the release's")
-	Expect(labelApproved(ctx, controller, app)).To(Succeed(), "the release's controller records the decision")
+	Expect(labelApproved(ctx, controller.client, app)).To(Succeed(), "the release's controller records the decision")
 }
 
 // newDecidedApplication creates an unlabelled application in ns whose status the bank approved:
@@ -216,14 +220,15 @@ func newDecidedApplication(ctx context.Context, ns string) *loansv1alpha1.LoanAp
 	return app
 }
 
-// labelApproved sets app's status label to approved as id, with a merge patch as the controller does.
-func labelApproved(ctx context.Context, as *identity, app *loansv1alpha1.LoanApplication, opts ...client.PatchOption) error {
+// labelApproved sets app's status label to approved through the client as (a user's), with a
+// merge patch as the controller does.
+func labelApproved(ctx context.Context, as client.Client, app *loansv1alpha1.LoanApplication, opts ...client.PatchOption) error {
 	GinkgoHelper()
 	var current loansv1alpha1.LoanApplication
 	Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(app), &current)).To(Succeed())
 	changed := current.DeepCopy()
 	changed.Labels = map[string]string{loansv1alpha1.LabelStatus: loansv1alpha1.LabelApproved}
-	return as.client.Patch(ctx, changed, client.MergeFrom(&current), opts...)
+	return as.Patch(ctx, changed, client.MergeFrom(&current), opts...)
 }
 
 // canCreate asks the API server whether id may create LoanApplications in ns.

@@ -13,6 +13,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -75,6 +76,11 @@ var _ = BeforeSuite(func(ctx context.Context) {
 		Verb: "patch", Group: loansv1alpha1.GroupVersion.Group, Resource: "loanapplications", Subresource: "status"})
 	waitUntilAllowed(ctx, controllerUser, authorizationv1.ResourceAttributes{
 		Namespace: systemNamespace, Verb: "create", Group: coordinationv1.GroupName, Resource: "leases"})
+	// The metrics servers' authentication and authorization, bound to both identities.
+	for _, user := range []string{controllerUser, gatewayUser} {
+		waitUntilAllowed(ctx, user, authorizationv1.ResourceAttributes{
+			Verb: "create", Group: authenticationv1.GroupName, Resource: "tokenreviews"})
+	}
 })
 
 // waitUntilAllowed waits until the API server's authorizer allows user, with the groups of a
