@@ -245,8 +245,9 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 ENVTEST_VERSION ?= v0.25.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 # Spectral's version is the one hack/tools/spectral/package.json names; its lockfile pins the rest.
+SPECTRAL_PACKAGE = hack/tools/spectral/package.json
 SPECTRAL_LOCK = hack/tools/spectral/package-lock.json
-SPECTRAL_VERSION := $(shell sed -n 's/.*"@stoplight\/spectral-cli": *"\([^"]*\)".*/\1/p' hack/tools/spectral/package.json)
+SPECTRAL_VERSION := $(shell sed -n 's/.*"@stoplight\/spectral-cli": *"\([^"]*\)".*/\1/p' $(SPECTRAL_PACKAGE))
 HELM_VERSION ?= v4.3.1
 
 .PHONY: controller-gen
@@ -267,15 +268,17 @@ $(GOLANGCI_LINT): $(LOCALBIN)
 # Spectral comes from the npm registry (it is written for Node.js) into a folder of its version
 # under bin/, with bin/spectral linking to its command. npm ci installs exactly the tree that
 # hack/tools/spectral/package-lock.json pins (versions and integrity hashes), so that a clean
-# clone lints with the same code as the last one; it installs again when the lockfile changes.
+# clone lints with the same code as the last one; it installs again when the lockfile changes
+# (installed.lock is the lockfile of the last install that succeeded).
 .PHONY: spectral
 spectral: $(SPECTRAL) ## Install the Spectral OpenAPI linter locally if necessary.
 $(SPECTRAL): $(LOCALBIN) $(SPECTRAL_LOCK)
 	@dir="$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)"; \
-	cmp -s "$(SPECTRAL_LOCK)" "$$dir/package-lock.json" && [ -x "$$dir/node_modules/.bin/spectral" ] || { \
+	cmp -s "$(SPECTRAL_LOCK)" "$$dir/installed.lock" || { \
 		echo "Installing @stoplight/spectral-cli@$(SPECTRAL_VERSION) as $(SPECTRAL_LOCK) pins it"; \
-		rm -rf "$$dir" && mkdir -p "$$dir" && cp hack/tools/spectral/package.json "$(SPECTRAL_LOCK)" "$$dir/" && \
-		npm ci --prefix "$$dir" --no-audit --no-fund --loglevel=error; \
+		rm -rf "$$dir" && mkdir -p "$$dir" && cp "$(SPECTRAL_PACKAGE)" "$(SPECTRAL_LOCK)" "$$dir/" && \
+		npm ci --prefix "$$dir" --no-audit --no-fund --loglevel=error && \
+		cp "$(SPECTRAL_LOCK)" "$$dir/installed.lock"; \
 	}
 	ln -sf "$(LOCALBIN)/spectral-$(SPECTRAL_VERSION)/node_modules/.bin/spectral" $(SPECTRAL)
 
