@@ -122,7 +122,7 @@ func main() {
 func gatewayOptions(f flags) gateway.Options {
 	return gateway.Options{
 		Namespace: f.namespace,
-		// Read again whenever it changes: a rotated token needs no restart.
+		// Read again every second: a rotated token needs no restart.
 		AuthTokenFile:         f.authTokenFile,
 		RequestTimeout:        f.requestTimeout,
 		MaxInflightCreates:    f.maxInflightCreates,

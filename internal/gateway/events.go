@@ -28,8 +28,9 @@ const (
 // streamEvents is GET /api/v1/applications/events[?status=]: Server-Sent Events, one per change
 // of an application. Every stream reads the one shared ring of changes at its own cursor, so a
 // stream costs a goroutine and a write buffer, whatever its lag; a client that falls more than
-// the ring behind (it reads too slowly) or whose write blocks for streamWriteStall is sent a
-// reset event, if the write can go, and disconnected.
+// the ring behind (it reads too slowly) is sent a reset event and disconnected; one whose write
+// blocks for streamWriteStall is disconnected without one, since nothing more can be written
+// to it.
 func (g *Gateway) streamEvents(w http.ResponseWriter, r *http.Request) {
 	status := r.URL.Query().Get("status")
 	if status != "" && !loansv1alpha1.IsValidLabelValue(status) {
