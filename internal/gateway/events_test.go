@@ -183,10 +183,14 @@ type smallSendBuffers struct{ net.Listener }
 
 func (l smallSendBuffers) Accept() (net.Conn, error) {
 	conn, err := l.Listener.Accept()
-	if tcp, ok := conn.(*net.TCPConn); ok {
-		err = errors.Join(err, tcp.SetWriteBuffer(4096))
+	if err != nil {
+		return nil, err
 	}
-	return conn, err
+	if err := conn.(*net.TCPConn).SetWriteBuffer(4096); err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
 
 // nonComment answers the next event that is not a comment if one is already there, else none.

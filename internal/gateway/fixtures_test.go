@@ -34,8 +34,10 @@ type apiServerCalls struct {
 	all   atomic.Int64 // every request: gets, posts, lists, watches and the rest
 	// postDelay holds each create's answer; getDelay each GET's. failPostAfter, when set, drops
 	// the answer of each create after it was made, as a timeout on a loaded API server does.
-	postDelay     time.Duration
-	getDelay      time.Duration
+	postDelay time.Duration
+	getDelay  time.Duration
+	// postGate, when set, holds every create until it is closed.
+	postGate      chan struct{}
 	failPostAfter atomic.Bool
 	// holdWatches, while set, holds back what the watches deliver: a cache that lags.
 	holdWatches atomic.Bool
@@ -64,6 +66,9 @@ func (c *apiServerCalls) wrap(cfg *rest.Config) *rest.Config {
 			switch {
 			case req.Method == http.MethodPost:
 				c.posts.Add(1)
+				if c.postGate != nil {
+					<-c.postGate
+				}
 				resp, err := next.RoundTrip(req)
 				time.Sleep(c.postDelay)
 				if c.failPostAfter.Load() && err == nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -39,16 +41,36 @@ var _ = Describe("An Idempotency-Key under concurrency", func() {
 	})
 
 	It("sends one create to the API server for duplicates that arrive while the first is in flight", func(ctx context.Context) {
-		calls := &apiServerCalls{postDelay: 500 * time.Millisecond}
-		slow := startGatewayWithCalls(ctx, Options{}, calls)
+		// The first create is held until all ten requests are in the gateway's handler.
+		calls := &apiServerCalls{postGate: make(chan struct{})}
+		held := startGatewayWithCalls(ctx, Options{}, calls)
+		var arrived atomic.Int64
+		counting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			arrived.Add(1)
+			held.Handler().ServeHTTP(w, r)
+		}))
+		DeferCleanup(counting.Close)
+		held.url = counting.URL
+
 		var mu sync.Mutex
 		statuses := map[int]int{}
-		concurrently(10, func(int) {
-			a := slow.postJSON(`{"first_name": "In", "last_name": "Flight"}`, idempotencyHeader, "flight-key")
-			mu.Lock()
-			defer mu.Unlock()
-			statuses[a.status]++
-		})
+		done := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(done)
+			concurrently(10, func(int) {
+				a := held.postJSON(`{"first_name": "In", "last_name": "Flight"}`, idempotencyHeader, "flight-key")
+				mu.Lock()
+				defer mu.Unlock()
+				statuses[a.status]++
+			})
+		}()
+		Eventually(arrived.Load).Should(BeEquivalentTo(10))
+		// Arrived in the handler, each joins the flight once it has read its body: a moment.
+		time.Sleep(200 * time.Millisecond)
+		close(calls.postGate)
+		Eventually(done).Should(BeClosed())
+
 		Expect(statuses).To(Equal(map[int]int{http.StatusCreated: 1, http.StatusOK: 9}))
 		// The duplicates joined the first create here instead of each making one that the API
 		// server refused as AlreadyExists.

@@ -41,8 +41,11 @@ var _ = Describe("A bearer token read from a file", func() {
 		before, err := os.Stat(file)
 		Expect(err).NotTo(HaveOccurred())
 		// As a write within one tick of a coarse clock leaves it: nothing but the content differs.
-		Expect(os.WriteFile(file, []byte("other-token\n"), 0o600)).To(Succeed())
-		Expect(os.Chtimes(file, before.ModTime(), before.ModTime())).To(Succeed())
+		// Made aside and moved in, so that no reload sees it between the write and the stamp.
+		next := file + ".new"
+		Expect(os.WriteFile(next, []byte("other-token\n"), 0o600)).To(Succeed())
+		Expect(os.Chtimes(next, before.ModTime(), before.ModTime())).To(Succeed())
+		Expect(os.Rename(next, file)).To(Succeed())
 		Eventually(statusWith).WithArguments("other-token").WithTimeout(2 * time.Second).Should(Equal(http.StatusOK))
 		Expect(statusWith("first-token")).To(Equal(http.StatusUnauthorized))
 	})

@@ -63,7 +63,6 @@ var _ = Describe("Waiting for a decision", func() {
 		var delay dto.Metric
 		Expect(gw.metrics.waitAnswerDelay.Write(&delay)).To(Succeed())
 		Expect(delay.GetHistogram().GetSampleCount()).To(BeEquivalentTo(1))
-		Expect(delay.GetHistogram().GetSampleSum()).To(BeNumerically("<", time.Since(decidedAt).Seconds()))
 	})
 
 	It("accepts Prefer: wait=N (RFC 7240) and answers the pending application when the wait ends", func() {
