@@ -40,14 +40,22 @@ var _ = Describe("Waiting for a decision", func() {
 		return id
 	}
 
-	It("answers as soon as the application is decided, with the decision", func(ctx context.Context) {
-		id := created()
+	// waitingFor starts a GET that waits for id's decision and answers on the channel once the
+	// gateway holds it as a waiter.
+	waitingFor := func(id string) <-chan answer {
+		GinkgoHelper()
 		answered := make(chan answer, 1)
 		go func() {
 			defer GinkgoRecover()
 			answered <- gw.get(applicationsPath + "/" + id + waitParam)
 		}()
 		Eventually(gw.waiters.inUse.Load).Should(BeEquivalentTo(1))
+		return answered
+	}
+
+	It("answers as soon as the application is decided, with the decision", func(ctx context.Context) {
+		id := created()
+		answered := waitingFor(id)
 		Consistently(answered).WithTimeout(300 * time.Millisecond).ShouldNot(Receive())
 		decidedAt := time.Now()
 		decide(ctx, gw.namespace, id, loansv1alpha1.LabelApproved)
@@ -97,12 +105,7 @@ var _ = Describe("Waiting for a decision", func() {
 
 	It("answers a wait at once, with the application as it is, when the gateway drains for a shutdown", func() {
 		id := created()
-		answered := make(chan answer, 1)
-		go func() {
-			defer GinkgoRecover()
-			answered <- gw.get(applicationsPath + "/" + id + waitParam)
-		}()
-		Eventually(gw.waiters.inUse.Load).Should(BeEquivalentTo(1))
+		answered := waitingFor(id)
 		drainedAt := time.Now()
 		gw.Drain()
 		var a answer
